@@ -132,6 +132,7 @@ class EventCodec:
     def encode(self, notes: Notes) -> np.ndarray:
         """Tokens for notes whose pitches are all in range (see `in_range`).
 
+        Same-pitch overlaps are resolved and zero-length notes left out (`Notes.playable`).
         Events at one instant are written note-offs first, then note-ons by pitch. Every onset
         lands within half the smallest time-shift bin of its true time: the clock follows the
         true times, so rounding never accumulates over a piece.
@@ -139,7 +140,7 @@ class EventCodec:
         lo, hi = self.preset.min_pitch, self.preset.max_pitch
         if len(notes) and (notes.pitch.min() < lo or notes.pitch.max() > hi):
             raise ValueError(f"pitch outside {lo}..{hi}: filter with EventCodec.in_range first")
-        notes = notes.without_overlaps()
+        notes = notes.playable()
         n = len(notes)
         # One row per event: (time, order at that time, pitch index, is_on, velocity bin).
         times = np.concatenate([notes.end, notes.start])

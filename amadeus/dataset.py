@@ -105,8 +105,6 @@ def split_by_file(files: list[Path], val_fraction: float) -> tuple[list[Path], l
     Files are ordered by a hash of their name; the first ceil(fraction * n) go to validation,
     keeping at least one training file.
     """
-    if not 0 <= val_fraction < 1:
-        raise ValueError("val_fraction must be in [0, 1)")
     ranked = sorted(files, key=lambda p: (zlib.crc32(p.name.encode()), p.name))
     n_val = min(int(np.ceil(val_fraction * len(files))), len(files) - 1)
     validation = set(ranked[:n_val])

@@ -52,12 +52,17 @@ class Notes:
         """Same-pitch overlaps resolved by Magenta's rule: a new onset ends the sounding note."""
         if len(self) < 2:
             return self
-        by_pitch = np.lexsort((self.start, self.pitch))
+        by_pitch = np.lexsort((self.end, self.start, self.pitch))  # of twins, the longer wins
         end = self.end.copy()
         same = self.pitch[by_pitch][1:] == self.pitch[by_pitch][:-1]
         earlier, later = by_pitch[:-1][same], by_pitch[1:][same]
         end[earlier] = np.minimum(end[earlier], self.start[later])
         return Notes(self.start, end, self.pitch, self.velocity)
+
+    def playable(self) -> Notes:
+        """Overlaps resolved and silent notes (no length left) removed: what a listener hears."""
+        notes = self.without_overlaps()
+        return notes.select(notes.end > notes.start)
 
     def with_silences_capped(self, max_silence: float) -> Notes:
         """Shortens every gap in which nothing sounds to at most `max_silence` seconds."""

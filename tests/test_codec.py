@@ -176,3 +176,11 @@ def test_transpose_wraps_by_octave():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown codec preset"):
         EventCodec("midi-like")
+
+
+def test_zero_length_and_duplicate_notes_are_not_encoded():
+    # A zero-length note, and the same pitch struck twice at one instant: one note is heard.
+    tokens = PRNN.encode(notes((0, 0, 50, 80), (1, 2, 60, 80), (1, 1.5, 60, 80)))
+    decoded = PRNN.decode(tokens)
+    assert decoded.pitch.tolist() == [60]
+    assert decoded.end[0] - decoded.start[0] == pytest.approx(1.0, abs=PRNN.shift_seconds[0])

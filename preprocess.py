@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Converts a folder of MIDI files into `.data` event sequences for training."""
+
+import argparse
+from pathlib import Path
+
+from amadeus import cli
+from amadeus.codec import PRESETS
+from amadeus.preprocessing import DEFAULT_MAX_SILENCE, REPORT_NAME, Settings, preprocess
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("midi_dir", type=Path, help="folder searched recursively for .mid/.midi")
+    parser.add_argument("out_dir", type=Path, help="folder that receives one .data per MIDI file")
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=cli.positive_int,
+        default=None,
+        help="worker processes (default: all cores)",
+    )
+    parser.add_argument(
+        "--codec",
+        choices=sorted(PRESETS),
+        default="prnn",
+        help="token layout (default prnn, the original checkpoints' 240 tokens)",
+    )
+    parser.add_argument(
+        "--no-sustain",
+        action="store_true",
+        help="ignore the sustain pedal (CC64) instead of lengthening notes",
+    )
+    parser.add_argument(
+        "--max-silence",
+        type=cli.positive_float,
+        default=DEFAULT_MAX_SILENCE,
+        metavar="SECONDS",
+        help=f"shorten longer silences to this (default {DEFAULT_MAX_SILENCE})",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="unused: preprocessing is deterministic"
+    )
+    args = parser.parse_args()
+
+    settings = Settings(args.codec, not args.no_sustain, args.max_silence)
+    summary = preprocess(args.midi_dir, args.out_dir, settings, args.jobs or 0, args.quiet)
+    for line in summary.lines():
+        print(line)
+    if summary.report:
+        print(f"details: {args.out_dir / REPORT_NAME}")
+    return summary.exit_code
+
+
+if __name__ == "__main__":
+    cli.run(main)
