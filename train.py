@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Trains a Performance RNN on a folder of .data files; resumes the session if it exists.
+
+Several processes: torchrun --nproc_per_node=N train.py ... (DistributedDataParallel)."""
+
+import argparse
+from pathlib import Path
+
+from amadeus import cli
+from amadeus.device import CHOICES
+from amadeus.training import TrainOptions, distributed_context, parse_model_params, prepare, train
+
+
+def parse_args() -> TrainOptions:
+    d = TrainOptions()
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("-s", "--session", type=Path, default=d.session, help=f"default {d.session}")
+    p.add_argument("-d", "--dataset", type=Path, default=d.dataset, help=f"default {d.dataset}")
+    p.add_argument(
+        "-i",
+        "--saving-interval",
+        type=cli.positive_float,
+        default=d.saving_interval,
+        metavar="SECONDS",
+        help=f"default {d.saving_interval:g}",
+    )
+    p.add_argument("-b", "--batch-size", type=cli.positive_int, default=d.batch_size)
+    p.add_argument("-l", "--learning-rate", type=cli.positive_float, default=d.learning_rate)
+    p.add_argument("-w", "--window-size", type=cli.positive_int, default=d.window_size)
+    p.add_argument("-S", "--stride-size", type=cli.positive_int, default=d.stride_size)
+    p.add_argument(
+        "-c",
+        "--control-ratio",
+        type=cli.unit_float,
+        default=d.control_ratio,
+        help="fraction of batches trained with their controls (default 1.0)",
+    )
+    p.add_argument(
+        "-T",
+        "--teacher-forcing-ratio",
+        type=cli.unit_float,
+        default=d.teacher_forcing_ratio,
+        help="below 1.0, steps feed back the model's argmax (slower)",
+    )
+    p.add_argument(
+        "-t",
+        "--use-transposition",
+        action="store_true",
+        help="transpose each batch by -6..5 semitones",
+    )
+    p.add_argument(
+        "-p",
+        "--model-params",
+        type=str,
+        default="",
+        help="for a new model, e.g. hidden_dim=1024,gru_layers=2",
+    )
+    p.add_argument("-r", "--reset-optimizer", action="store_true")
+    p.add_argument("-L", "--enable-logging", action="store_true", help="TensorBoard in runs/")
+    p.add_argument("--device", choices=CHOICES, default=d.device)
+    p.add_argument("--seed", type=cli.int_arg, default=d.seed)
+    p.add_argument("--max-steps", type=cli.positive_int, default=None)
+    p.add_argument("--max-time", type=cli.positive_float, default=None, metavar="SECONDS")
+    p.add_argument(
+        "--val-fraction",
+        type=cli.unit_float,
+        default=d.val_fraction,
+        help="share of files held out for validation (default 0.1)",
+    )
+    p.add_argument("--val-interval", type=cli.positive_int, default=d.val_interval, metavar="STEPS")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = vars(p.parse_args())
+    args["model_params"] = parse_model_params(args["model_params"])
+    return TrainOptions(**args)
+
+
+def main() -> None:
+    options = parse_args()
+    rank, world_size = distributed_context()
+    run = prepare(options, rank, world_size)
+    if rank == 0:
+        print(
+            f"{options.session}: step {run.step}, {len(run.train)} training windows, "
+            f"{run.model.config}, device {run.device}, {world_size} process(es)"
+        )
+    train(run)
+
+
+if __name__ == "__main__":
+    cli.run(main)
