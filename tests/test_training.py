@@ -185,23 +185,22 @@ def test_ddp_two_cpu_processes(tmp_path):
     make_dataset(tmp_path / "data")
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(DDP_SCRIPT))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--standalone",
-            str(script),
-            str(tmp_path),
-        ],  # fmt: skip
-        capture_output=True,
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    proc = subprocess.Popen(
+        [*command, "--standalone", str(script), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env=dict(os.environ, CI="true", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"),
-        timeout=120,
+        start_new_session=True,  # so a hung run's workers can be killed with it
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    try:
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     windows0 = {start for batch in r0["seen"] for start in batch}
     windows1 = {start for batch in r1["seen"] for start in batch}

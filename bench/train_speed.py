@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Training speed of the default model (batch 64, window 200, Adam, gradient clip 1.0): events/s
+of Amadeus's whole-window teacher-forced step and, in the same run, of a step-by-step loop
+written like the original's (one GRU step per call, argmax sampled at every step).
+
+    python bench/train_speed.py [--steps 5] [--batch-size 64] [--window-size 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from amadeus.model import ModelConfig, PerformanceRNN  # noqa: E402
+
+
+def original_logits(model: PerformanceRNN, init, events, controls) -> torch.Tensor:
+    """The original's `generate(..., output_type='logit')` under full teacher forcing."""
+    hidden = model.init_to_hidden(init)
+    event = events.new_full(events.shape[1:], model.start_token)
+    outputs = []
+    for t in range(events.shape[0]):
+        logits, hidden = model.step(event, hidden, controls[t])
+        outputs.append(logits)
+        _ = logits.argmax(-1)  # the original sampled (greedily) at every step, then forced
+        event = events[t]
+    return torch.stack(outputs)
+
+
+def events_per_second(model, forward, steps: int, batch: int, window: int) -> float:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    events = torch.randint(0, model.config.event_dim, (window, batch))
+    controls = torch.rand(window, batch, model.config.control_dim)
+    timings = []
+    for _ in range(steps + 1):  # the first step warms up
+        start = time.perf_counter()
+        init = torch.randn(batch, model.config.init_dim)
+        logits = forward(model, init, events, controls)
+        loss = F.cross_entropy(logits.flatten(0, 1), events.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        timings.append(time.perf_counter() - start)
+    return batch * window / (sum(timings[1:]) / steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--window-size", type=int, default=200)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = PerformanceRNN.from_config(ModelConfig()).train()
+    shape = (args.steps, args.batch_size, args.window_size)
+    ours = events_per_second(model, lambda m, *a: m(*a), *shape)
+    theirs = events_per_second(model, original_logits, *shape)
+    print(
+        f"command: python bench/train_speed.py --steps {args.steps} "
+        f"--batch-size {args.batch_size} --window-size {args.window_size}"
+    )
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, default model 3x512")
+    print(f"amadeus whole-window {ours:10,.0f} events/s")
+    print(f"original step loop   {theirs:10,.0f} events/s")
+    print(f"speed-up {ours / theirs:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
