@@ -12,6 +12,7 @@ stream a model can emit decodes without raising. Pure numpy.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,34 +149,42 @@ class EventCodec:
         pitch = np.concatenate([notes.pitch, notes.pitch]).astype(np.int64) - lo
         vbin = np.concatenate([np.zeros(n, np.int64), self.velocity_bin(notes.velocity)])
         order = np.lexsort((pitch, is_on, times))
-        return self._tokens(times[order], is_on[order], pitch[order], vbin[order])
+        times, is_on, pitch, vbin = times[order], is_on[order], pitch[order], vbin[order]
 
-    def _tokens(self, times, is_on, pitch, vbin) -> np.ndarray:
-        tokens: list[int] = []
-        on, off, vel = self.offset["note_on"], self.offset["note_off"], self.offset["velocity"]
-        clock, velocity = 0.0, -1
-        for t, note_on, p, v in zip(times.tolist(), is_on.tolist(), pitch.tolist(), vbin.tolist()):
-            clock = self._shift_to(tokens, clock, t)
-            if note_on:
-                if v != velocity or self.preset.velocity_every_note:
-                    tokens.append(vel + v)
-                    velocity = v
-                tokens.append(on + p)
-            else:
-                tokens.append(off + p)
+        # Each event's own tokens: [VELOCITY] NOTE_ON, or NOTE_OFF; flattened in order.
+        with_velocity = is_on.copy()
+        if not self.preset.velocity_every_note:
+            on_bins = vbin[is_on]
+            with_velocity[is_on] = np.r_[True, on_bins[1:] != on_bins[:-1]]
+        counts = 1 + with_velocity
+        ends = np.cumsum(counts)
+        flat = np.empty(ends[-1] if n else 0, dtype=np.int64)
+        flat[ends - 1] = np.where(is_on, self.offset["note_on"], self.offset["note_off"]) + pitch
+        flat[ends[with_velocity] - 2] = self.offset["velocity"] + vbin[with_velocity]
+
+        # TIME_SHIFTs go before the first event of each distinct time.
+        first = np.flatnonzero(np.r_[True, times[1:] != times[:-1]]) if n else np.zeros(0, np.int64)
+        bounds = (ends - counts)[first].tolist() + [len(flat)]
+        flat_list, tokens = flat.tolist(), []
+        for j, shifts in enumerate(self._shifts_to(times[first].tolist())):
+            tokens += shifts
+            tokens += flat_list[bounds[j] : bounds[j + 1]]
         return np.asarray(tokens, dtype=self.dtype)
 
-    def _shift_to(self, tokens: list[int], clock: float, target: float) -> float:
-        """Appends TIME_SHIFTs moving `clock` as near `target` as the bins allow; returns it."""
-        bins = self.shift_seconds
-        base = self.offset["time_shift"]
-        remaining = target - clock
-        while remaining >= bins[0] / 2:
-            k = max(int(np.searchsorted(bins, remaining, side="right")) - 1, 0)
-            tokens.append(base + k)
-            clock += bins[k]
-            remaining = target - clock
-        return clock
+    def _shifts_to(self, targets: list[float]) -> list[list[int]]:
+        """TIME_SHIFT tokens moving the clock to each target in turn, greedily, largest bin
+        first, stopping within half the smallest bin: the clock follows the true times."""
+        bins = self.shift_seconds.tolist()
+        base, half = self.offset["time_shift"], bins[0] / 2
+        clock, out = 0.0, []
+        for target in targets:
+            group = []
+            while target - clock >= half:
+                k = max(bisect.bisect_right(bins, target - clock) - 1, 0)
+                group.append(base + k)
+                clock += bins[k]
+            out.append(group)
+        return out
 
     # -- decoding ------------------------------------------------------------------------------
 

@@ -44,7 +44,8 @@ class Piece:
 
 
 def write_data(path: str | Path, piece: Piece) -> None:
-    """Writes atomically: a temporary file in the same folder, renamed when complete."""
+    """Writes atomically: a temporary file in the same folder, renamed when complete, so an
+    interrupted run never leaves a half-written file (no fsync: a .data file can be remade)."""
     path = Path(path)
     dtype = "uint8" if piece.tokens.dtype.itemsize == 1 else "uint16"
     if len(piece.controls) != len(piece.tokens):
@@ -57,8 +58,6 @@ def write_data(path: str | Path, piece: Piece) -> None:
             f.write(MAGIC + struct.pack("<I", len(blob)) + blob)
             f.write(piece.tokens.astype(TOKEN_DTYPES[dtype]).tobytes())
             f.write(np.ascontiguousarray(piece.controls, dtype=np.uint8).tobytes())
-            f.flush()
-            os.fsync(f.fileno())
         except BaseException:
             os.unlink(f.name)
             raise

@@ -9,8 +9,10 @@ note and per event), with the same number of worker processes.
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -28,10 +30,17 @@ from amadeus.preprocessing import Settings, find_midi_files, preprocess  # noqa:
 CODEC = EventCodec("prnn")
 
 
+class Event:
+    """The original's one Python object per event."""
+
+    def __init__(self, kind: str, time: float, value: int):
+        self.kind, self.time, self.value = kind, time, value
+
+
 def original_way(path: Path) -> int:
-    """The original's pipeline, in its shape: PrettyMIDI, a list of event objects sorted by
-    time, a greedy time-shift loop, then a sliding-window loop for the controls. Returns the
-    number of events (0 for a file pretty_midi refuses)."""
+    """The original's pipeline, in its shape: PrettyMIDI, one object per note and per event
+    (deep-copied by its sequence classes), a greedy time-shift loop, a sliding-window loop for
+    the controls, and a pickled result. Returns the number of events (0 when refused)."""
     try:
         midi = pretty_midi.PrettyMIDI(str(path))
     except Exception:
@@ -40,40 +49,48 @@ def original_way(path: Path) -> int:
     notes.sort(key=lambda n: n.start)
     lo, hi = CODEC.preset.min_pitch, CODEC.preset.max_pitch
     velocity_edges = np.arange(21, 109, 88 / 31)
-    marks = []  # (time, kind, value), like the original's Event objects
+    marks = []
     for n in notes:
         if lo <= n.pitch <= hi:
-            marks.append((n.start, "velocity", int(np.searchsorted(velocity_edges, n.velocity))))
-            marks.append((n.start, "note_on", n.pitch - lo))
-            marks.append((n.end, "note_off", n.pitch - lo))
-    marks.sort(key=lambda m: m[0])
+            marks.append(
+                Event("velocity", n.start, int(np.searchsorted(velocity_edges, n.velocity)))
+            )
+            marks.append(Event("note_on", n.start, n.pitch - lo))
+            marks.append(Event("note_off", n.end, n.pitch - lo))
+    marks.sort(key=lambda m: m.time)
     events = []
     bins = CODEC.shift_seconds
     for i, mark in enumerate(marks):
         events.append(mark)
         if i + 1 == len(marks):
             break
-        interval, shift = marks[i + 1][0] - mark[0], 0.0
+        interval, shift = marks[i + 1].time - mark.time, 0.0
         while interval - shift >= bins[0]:
             k = int(np.searchsorted(bins, interval - shift, side="right")) - 1
-            events.append((mark[0] + shift, "time_shift", k))
+            events.append(Event("time_shift", mark.time + shift, k))
             shift += bins[k]
+    events = copy.deepcopy(events)  # the original's EventSeq copied its events
+    tokens = np.array([CODEC.offset[e.kind] + e.value for e in events], dtype=np.uint8)
     # Controls: histogram and density of the note-ons in the next two seconds of each event.
     start = end = 0
-    counts, total = np.zeros(12), 0
+    counts, total, rows = np.zeros(12), 0, []
     for i, event in enumerate(events):
         while start < i:
-            if events[start][1] == "note_on":
-                counts[(events[start][2] + lo) % 12] -= 1
+            if events[start].kind == "note_on":
+                counts[(events[start].value + lo) % 12] -= 1
                 total -= 1
             start += 1
-        while end < len(events) and events[end][0] - event[0] <= WINDOW_SECONDS:
-            if events[end][1] == "note_on":
-                counts[(events[end][2] + lo) % 12] += 1
+        while end < len(events) and events[end].time - event.time <= WINDOW_SECONDS:
+            if events[end].kind == "note_on":
+                counts[(events[end].value + lo) % 12] += 1
                 total += 1
             end += 1
-        _ = (counts / total if total else np.ones(12) / 12).tolist()
-        _ = max(int(np.searchsorted(DENSITY_EDGES, total, side="right")) - 1, 0)
+        histogram = (counts / total if total else np.ones(12) / 12).tolist()
+        density = max(int(np.searchsorted(DENSITY_EDGES, total, side="right")) - 1, 0)
+        rows.append((histogram, density))
+    rows = copy.deepcopy(rows)  # ... and its ControlSeq its controls
+    compact = np.array([[d] + [round(h * 255) for h in hist] for hist, d in rows], np.uint8)
+    pickle.dumps((tokens, compact))
     return len(events)
 
 
