@@ -15,15 +15,14 @@ expanded to floats one batch at a time.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from amadeus.atomic import write_bytes
 from amadeus.controls import COMPACT_DIM
 from amadeus.errors import DatasetError
 
@@ -44,8 +43,7 @@ class Piece:
 
 
 def write_data(path: str | Path, piece: Piece) -> None:
-    """Writes atomically: a temporary file in the same folder, renamed when complete, so an
-    interrupted run never leaves a half-written file (no fsync: a .data file can be remade)."""
+    """Writes atomically (no fsync: a .data file can be remade in seconds)."""
     path = Path(path)
     dtype = "uint8" if piece.tokens.dtype.itemsize == 1 else "uint16"
     if len(piece.controls) != len(piece.tokens):
@@ -53,15 +51,9 @@ def write_data(path: str | Path, piece: Piece) -> None:
     header = dict(piece.meta, version=FORMAT_VERSION, codec=piece.codec, events=len(piece.tokens))
     header["token_dtype"] = dtype
     blob = json.dumps(header, sort_keys=True).encode()
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        try:
-            f.write(MAGIC + struct.pack("<I", len(blob)) + blob)
-            f.write(piece.tokens.astype(TOKEN_DTYPES[dtype]).tobytes())
-            f.write(np.ascontiguousarray(piece.controls, dtype=np.uint8).tobytes())
-        except BaseException:
-            os.unlink(f.name)
-            raise
-    os.replace(f.name, path)
+    tokens = piece.tokens.astype(TOKEN_DTYPES[dtype]).tobytes()
+    controls = np.ascontiguousarray(piece.controls, dtype=np.uint8).tobytes()
+    write_bytes(path, MAGIC + struct.pack("<I", len(blob)) + blob + tokens + controls)
 
 
 def read_data(path: str | Path) -> Piece:

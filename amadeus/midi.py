@@ -11,7 +11,6 @@ every non-drum CC64, holds them (Magenta's rule). Pitch range and silences are l
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import pretty_midi
 import symusic
 
+from amadeus.atomic import write_bytes
 from amadeus.errors import MidiError
 from amadeus.notes import Notes
 
@@ -219,12 +219,9 @@ def write(notes: Notes, path: str | Path, program: int = 0) -> None:
     score = symusic.Score(WRITE_TPQ)
     score.tempos.append(symusic.Tempo(0, qpm=WRITE_QPM))
     score.tracks.append(track)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        temp.write_bytes(score.dumps_midi())
-        os.replace(temp, path)
+        write_bytes(path, score.dumps_midi())
     except OSError as e:
-        temp.unlink(missing_ok=True)
         raise MidiError(f"{path}: cannot write: {e.strerror}") from e
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amadeus import controls
+from amadeus.atomic import write_bytes
 from amadeus.codec import EventCodec
 from amadeus.dataset import SUFFIX, Piece, read_header, write_data
 from amadeus.errors import AmadeusError, UsageError
@@ -208,9 +209,5 @@ def _collect(results, total: int, summary: Summary, quiet: bool) -> None:
 
 
 def _write_report(path: Path, summary: Summary) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(
-        "".join(f"# {line}\n" for line in summary.lines())
-        + "".join(f"{line}\n" for line in sorted(summary.report))
-    )
-    os.replace(tmp, path)
+    lines = [f"# {line}" for line in summary.lines()] + sorted(summary.report)
+    write_bytes(path, "".join(f"{line}\n" for line in lines).encode())

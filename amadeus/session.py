@@ -8,6 +8,7 @@ be wrong is a `SessionError` naming it: nothing ever falls back silently to a fr
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from amadeus.atomic import write_bytes
 from amadeus.errors import SessionError
 from amadeus.model import ModelConfig, PerformanceRNN
 
@@ -108,17 +110,9 @@ def restore_rng(state: dict[str, Any], np_rng: np.random.Generator | None = None
 
 
 def _write_atomically(data: dict, path: Path) -> None:
-    # Same folder, so os.replace is a rename; open() rather than mkstemp keeps the umask's mode.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    write_bytes(path, buffer.getvalue(), durable=True)
 
 
 def _read(path: Path) -> Any:

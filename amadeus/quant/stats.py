@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import yaml
 from torch import Tensor, nn
 
+from amadeus.atomic import write_bytes
 from amadeus.errors import StatsError
 
 _NUMBERS = ("min", "max", "avg_min", "avg_max", "mean", "std")
@@ -131,16 +131,7 @@ def save_stats(stats: dict[str, ModuleStats], path: str | Path) -> None:
         sort_keys=False,
         default_flow_style=False,
     )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_bytes(path, text.encode(), durable=True)
 
 
 def _module(path: Path, name: str, entry: object) -> ModuleStats:
