@@ -1,0 +1,484 @@
+"""Generation: a fast step function, sampling, beam search, controls and priming with a phrase.
+
+Generation is a loop of small steps, so its cost is per-step overhead. A *stepper* does one step
+of a model as fast as the hardware allows:
+
+    stepper.initial(init [B, init_dim]) -> hidden
+    stepper.step(events [B], hidden, control [B, C] or None) -> (logits [B, V], hidden)
+    stepper.take(hidden, rows [R]) -> hidden of those rows (beam search reorders and repeats rows)
+
+`hidden` belongs to the stepper; events, controls and logits are numpy arrays. On the CPU the
+float model runs as a numpy port of `PerformanceRNN.step` (numpy's small matrix products beat
+torch's on this kind of CPU) with every token-only computation tabulated; elsewhere, and for any
+other model offering `step`, `init_to_hidden` and `config`, the model's own torch `step` runs. A
+model with a `stepper(device)` method (the int8 one) supplies its own.
+
+Sampling and beam search run in numpy with one seeded Generator, so a seed gives the same music.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from amadeus import controls as ctl
+from amadeus import midi, render
+from amadeus.codec import EventCodec
+from amadeus.dataset import Piece, data_files, read_data
+from amadeus.errors import SessionError, UsageError
+from amadeus.model import PerformanceRNN
+from amadeus.preprocessing import Settings, convert
+from amadeus.progress import progress
+
+DEFAULT_LENGTH = 1000  # events, when neither -l nor a control sequence says otherwise
+LEAKY_SLOPE = 0.1  # concat_input_fc_activation
+# Batch sizes for which torch's matrix product (MKL) beats numpy's (OpenBLAS) on the 2-core test
+# CPU, about 1.5x at 2-16 rows; numpy's is faster for one row (a matrix-vector product) and 32+.
+TORCH_MATMUL_ROWS = range(2, 17)
+
+
+def make_stepper(model: Any, device: torch.device | str = "cpu") -> Any:
+    """The fastest stepper for `model` on `device`."""
+    device = torch.device(device)
+    if hasattr(model, "stepper"):
+        return model.stepper(device)
+    if device.type == "cpu" and isinstance(model, PerformanceRNN):
+        return NumpyStepper(model)
+    return TorchStepper(model, device)
+
+
+def _f32(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _matmul(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """x [B, in] @ weight [in, out] -> [B, out], with the faster library for B rows."""
+    if len(x) in TORCH_MATMUL_ROWS:
+        return torch.mm(torch.from_numpy(x), torch.from_numpy(weight)).numpy()
+    return x @ weight
+
+
+class NumpyStepper:
+    """`PerformanceRNN.step` in numpy float32, for the CPU (matrix products: see _matmul).
+
+    concat_input_fc is linear in its three parts, so the embedding's part becomes a [V, H] table,
+    and without controls the whole input path up to the first GRU layer's input gates becomes a
+    [V, 3H] table: one row lookup per step instead of two matrix products. Hidden state is
+    [B, L*H], layer 0 first: the row layout output_fc reads, so no concatenation per step.
+    """
+
+    def __init__(self, model: PerformanceRNN):
+        c = model.config
+        self.start_token, self.event_dim = model.start_token, c.event_dim
+        self.layers, self.hidden_dim = c.gru_layers, c.hidden_dim
+        w = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
+        fc, H, V = w["concat_input_fc.weight"], c.hidden_dim, c.event_dim  # fc [H, V+1+C]
+        event_in = w["event_embedding.weight"] @ fc[:, :V].T + w["concat_input_fc.bias"]  # [V, H]
+        self.event_in, self.control_in = _f32(event_in), _f32(fc[:, V + 1 :].T)  # [C, H]
+        self.gate_x, self.gate_h, self.bias_x, self.bias_hn = [], [], [], []
+        for layer in range(c.gru_layers):
+            b_ih, b_hh = w[f"gru.bias_ih_l{layer}"], w[f"gru.bias_hh_l{layer}"]
+            self.gate_x.append(_f32(w[f"gru.weight_ih_l{layer}"].T))  # [H, 3H], gates r, z, n
+            self.gate_h.append(_f32(w[f"gru.weight_hh_l{layer}"].T))  # [H, 3H]
+            # r and z add both biases; n's hidden bias stays inside r * (W_hn h + b_hn).
+            self.bias_x.append(_f32(b_ih + np.concatenate([b_hh[: 2 * H], np.zeros(H)])))
+            self.bias_hn.append(_f32(b_hh[2 * H :]))
+        x = event_in + fc[:, V]  # "no control" flag 1, control zeros
+        x = np.where(x > 0, x, LEAKY_SLOPE * x)
+        self.uncontrolled = _f32(x @ w["gru.weight_ih_l0"].T + self.bias_x[0])  # [V, 3H]
+        self.init_w, self.init_b = _f32(w["inithid_fc.weight"].T), _f32(w["inithid_fc.bias"])
+        self.out_w, self.out_b = _f32(w["output_fc.weight"].T), _f32(w["output_fc.bias"])
+
+    def initial(self, init: np.ndarray) -> np.ndarray:
+        """Noise [B, init_dim] -> hidden [B, L*H], through the model's plain view (see
+        `PerformanceRNN.init_to_hidden`) that mixes batch and layers for B > 1."""
+        batch, L, H = len(init), self.layers, self.hidden_dim
+        hidden = np.tanh(_f32(init) @ self.init_w + self.init_b)  # [B, L*H]
+        return np.ascontiguousarray(
+            hidden.reshape(L, batch, H).transpose(1, 0, 2).reshape(batch, -1)
+        )
+
+    def step(
+        self, events: np.ndarray, hidden: np.ndarray, control: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        events = np.asarray(events, dtype=np.int64)
+        H = self.hidden_dim
+        if control is None:
+            gates_x = self.uncontrolled[events]  # [B, 3H]
+        else:
+            x = self.event_in[events] + _f32(control) @ self.control_in  # [B, H]
+            x = np.maximum(x, LEAKY_SLOPE * x)
+            gates_x = _matmul(x, self.gate_x[0]) + self.bias_x[0]
+        new = np.empty_like(hidden)  # [B, L*H]
+        for layer in range(self.layers):
+            if layer:
+                below = new[:, (layer - 1) * H : layer * H]
+                gates_x = _matmul(below, self.gate_x[layer]) + self.bias_x[layer]
+            self._gru(layer, gates_x, hidden[:, layer * H : (layer + 1) * H], new[:, layer * H :])
+        return _matmul(new, self.out_w) + self.out_b, new
+
+    def _gru(self, layer: int, gates_x: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
+        """nn.GRU's cell; writes h' [B, H] into the first H columns of `out`."""
+        H = self.hidden_dim
+        gates_h = _matmul(h, self.gate_h[layer])  # [B, 3H]
+        rz = gates_x[:, : 2 * H] + gates_h[:, : 2 * H]
+        rz *= 0.5  # sigmoid(a) = (tanh(a / 2) + 1) / 2
+        np.tanh(rz, out=rz)
+        rz += 1
+        rz *= 0.5
+        gates_h[:, 2 * H :] += self.bias_hn[layer]
+        n = np.tanh(gates_x[:, 2 * H :] + rz[:, :H] * gates_h[:, 2 * H :])
+        np.add(n, rz[:, H:] * (h - n), out=out[:, :H])  # (1 - z) * n + z * h
+
+    def take(self, hidden: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return hidden[rows]
+
+
+class TorchStepper:
+    """Any model's own torch `step`: the float model on CUDA, or a model NumpyStepper cannot
+    read. Sets the model to eval mode (no dropout)."""
+
+    def __init__(self, model: Any, device: torch.device):
+        self.model, self.device = model.to(device).eval(), device
+        self.start_token, self.event_dim = model.start_token, model.config.event_dim
+
+    @torch.inference_mode()
+    def initial(self, init: np.ndarray) -> torch.Tensor:
+        return self.model.init_to_hidden(
+            torch.tensor(init, dtype=torch.float32, device=self.device)
+        )
+
+    @torch.inference_mode()
+    def step(
+        self, events: np.ndarray, hidden: torch.Tensor, control: np.ndarray | None = None
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        events = torch.tensor(events, dtype=torch.int64, device=self.device)
+        if control is not None:
+            control = torch.tensor(control, dtype=torch.float32, device=self.device)
+        logits, hidden = self.model.step(events, hidden, control)
+        return logits.float().cpu().numpy(), hidden
+
+    def take(self, hidden: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        return hidden[:, torch.tensor(rows, device=self.device)]  # [L, R, H]
+
+
+# -- the loops ----------------------------------------------------------------------------------
+
+
+def initial_noise(batch: int, init_dim: int, rng: np.random.Generator, zero: bool = False):
+    """[B, init_dim] float32: standard normal noise, as the original drew it, or zeros."""
+    if zero:
+        return np.zeros((batch, init_dim), dtype=np.float32)
+    return rng.standard_normal((batch, init_dim), dtype=np.float32)
+
+
+def _rows(controls: np.ndarray | None, t: int, rows: int) -> np.ndarray | None:
+    """Step t's control for every row: [rows, C], or None without conditioning."""
+    return None if controls is None else np.broadcast_to(controls[t], (rows, controls.shape[1]))
+
+
+def begin(
+    stepper: Any,
+    init: np.ndarray,
+    primer: np.ndarray | None = None,
+    primer_controls: np.ndarray | None = None,
+) -> tuple[Any, np.ndarray]:
+    """(hidden, next input [B]) where generation starts: after the start token, and after the
+    primer's tokens when given, each fed one step at a time with its own control [N, C] (when the
+    generation is conditioned). Every row then samples its own continuation."""
+    batch = len(init)
+    hidden = stepper.initial(init)
+    inputs = [stepper.start_token] + ([] if primer is None else [int(t) for t in primer])
+    for t, token in enumerate(inputs[:-1]):
+        events = np.full(batch, token, dtype=np.int64)
+        _, hidden = stepper.step(events, hidden, _rows(primer_controls, t, batch))
+    return hidden, np.full(batch, inputs[-1], dtype=np.int64)
+
+
+def pick(
+    logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0, greedy: float = 0.0
+) -> np.ndarray:
+    """Logits [B, V] -> tokens [B]: per row, the argmax with probability `greedy`, otherwise a
+    draw from softmax(logits / temperature)."""
+    z = np.exp((logits - logits.max(axis=1, keepdims=True)) / temperature)
+    cdf = np.cumsum(z, axis=1, dtype=np.float64)  # [B, V]
+    u = rng.random(len(logits)) * cdf[:, -1]
+    drawn = np.minimum((cdf <= u[:, None]).sum(axis=1), logits.shape[1] - 1)
+    use_argmax = rng.random(len(logits)) < greedy
+    return np.where(use_argmax, logits.argmax(axis=1), drawn)
+
+
+def sample(
+    stepper: Any,
+    hidden: Any,
+    event: np.ndarray,
+    steps: int,
+    rng: np.random.Generator,
+    temperature: float = 1.0,
+    greedy: float = 0.0,
+    controls: np.ndarray | None = None,
+    quiet: bool = True,
+) -> np.ndarray:
+    """Tokens [B, steps] following input `event` [B]; controls [steps, C] or None."""
+    out = np.empty((len(event), steps), dtype=np.int64)
+    for t in progress(range(steps), desc="generating", quiet=quiet):
+        logits, hidden = stepper.step(event, hidden, _rows(controls, t, len(event)))
+        event = out[:, t] = pick(logits, rng, temperature, greedy)
+    return out
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def beam_search(
+    stepper: Any,
+    hidden: Any,
+    event: np.ndarray,
+    steps: int,
+    beam_size: int,
+    temperature: float = 1.0,
+    controls: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+    quiet: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of `event` [B], a beam search over log softmax(logits / temperature), summed.
+
+    Each step keeps the beam_size best of all extensions of the beams (the first step extends
+    one beam). With `rng`, the beams are drawn instead (stochastic beam search: Gumbel top-k
+    without replacement, Kool et al. 2019). Returns the likeliest final beam per row: tokens
+    [B, steps] and their total log-probabilities [B].
+    """
+    batch, V = len(event), stepper.event_dim
+    scores = np.zeros((batch, 1))  # [B, k] log-probability of each beam
+    keys = np.zeros((batch, 1))  # [B, k] the ranking: scores, or their Gumbel perturbation
+    parents, tokens = [], []
+    for t in progress(range(steps), desc="beam search", quiet=quiet):
+        k = scores.shape[1]
+        logits, hidden = stepper.step(event, hidden, _rows(controls, t, batch * k))
+        logp = log_softmax(logits.astype(np.float64) / temperature).reshape(batch, k, V)
+        extended = (scores[:, :, None] + logp).reshape(batch, k * V)
+        ranking = extended if rng is None else _gumbel_keys(extended, keys, rng)
+        best = np.argsort(-ranking, axis=1, kind="stable")[:, :beam_size]  # [B, K]
+        scores = np.take_along_axis(extended, best, axis=1)
+        keys = np.take_along_axis(ranking, best, axis=1)
+        parent, token = np.divmod(best, V)
+        hidden = stepper.take(hidden, (np.arange(batch)[:, None] * k + parent).reshape(-1))
+        event = token.reshape(-1)
+        parents.append(parent)
+        tokens.append(token)
+    beam = scores.argmax(axis=1)
+    return _backtrack(parents, tokens, beam), scores[np.arange(batch), beam]
+
+
+def _gumbel_keys(extended: np.ndarray, parent_keys: np.ndarray, rng: np.random.Generator):
+    """Each extension's Gumbel-perturbed log-probability [B, k*V], conditioned on its parent's
+    key being the maximum among its children (the truncated Gumbel of Kool et al. 2019)."""
+    batch, k = parent_keys.shape
+    g = (extended + rng.gumbel(size=extended.shape)).reshape(batch, k, -1)
+    top = g.max(axis=2, keepdims=True)
+    parent = parent_keys[:, :, None]
+    with np.errstate(divide="ignore"):  # the maximum itself gives log(0) = -inf, on purpose
+        a = g - top  # <= 0; log(1 - exp(a)) computed stably on either side of -log 2
+        log1mexp = np.where(a > -0.6931, np.log(-np.expm1(a)), np.log1p(-np.exp(a)))
+    v = parent - g + log1mexp
+    keys = parent - np.maximum(v, 0) - np.log1p(np.exp(-np.abs(v)))
+    return keys.reshape(batch, -1)
+
+
+def _backtrack(parents: list, tokens: list, beam: np.ndarray) -> np.ndarray:
+    """Follows each row's chosen beam back through the per-step (parent, token) arrays."""
+    batch = len(beam)
+    rows = np.arange(batch)
+    out = np.empty((batch, len(tokens)), dtype=np.int64)
+    for t in reversed(range(len(tokens))):
+        out[:, t] = tokens[t][rows, beam]
+        beam = parents[t][rows, beam]
+    return out
+
+
+# -- inputs from the command line ---------------------------------------------------------------
+
+
+def parse_control(text: str) -> np.ndarray:
+    """'h0,...,h11;d' -> control [24]: density bin d (0-11) one-hot, then the 12 pitch-class
+    weights normalised to sum 1; ';d' alone means a uniform histogram."""
+    usage = f"-c {text!r}: expected 'h0,...,h11;d' (12 pitch-class weights, density 0-11)"
+    histogram, sep, density = text.partition(";")
+    if not sep:
+        raise UsageError(f"{usage}, or an existing .data file or folder")
+    try:
+        d = int(density)
+        weights = [float(h) for h in histogram.split(",")] if histogram.strip() else [1.0] * 12
+    except ValueError:
+        raise UsageError(f"{usage}: not numbers") from None
+    if not 0 <= d < ctl.DENSITY_DIM:
+        raise UsageError(f"{usage}: density {d} is outside 0-{ctl.DENSITY_DIM - 1}")
+    if len(weights) != ctl.HISTOGRAM_DIM:
+        raise UsageError(f"{usage}: {len(weights)} histogram values, not 12")
+    h = np.array(weights)
+    if not np.isfinite(h).all() or (h < 0).any():
+        raise UsageError(f"{usage}: histogram values must be finite and not negative")
+    if h.sum() == 0:
+        raise UsageError(f"{usage}: the histogram is all zeros (';{d}' gives a uniform one)")
+    control = np.zeros(ctl.CONTROL_DIM, dtype=np.float32)
+    control[d] = 1
+    control[ctl.DENSITY_DIM :] = h / h.sum()
+    return control
+
+
+def load_controls(text: str, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """-c: (controls, description). A .data file or a folder of them (one picked with `rng`)
+    gives controls that vary over time, [T, 24]; 'h0,...,h11;d' gives one held control, [24]."""
+    path = Path(text)
+    if path.is_dir():
+        files = data_files(path)
+        if not files:
+            raise UsageError(f"-c {path}: no .data files in this folder")
+        path = files[rng.integers(len(files))]
+    if path.is_file():
+        return ctl.expand(read_data(path).controls), f"controls of {path}"
+    control = parse_control(text)
+    density = int(control[: ctl.DENSITY_DIM].argmax())
+    histogram = np.round(control[ctl.DENSITY_DIM :].astype(np.float64), 3).tolist()
+    return control, f"density {density}, histogram {histogram}"
+
+
+def resolve_length(max_length: int | None, controls: np.ndarray | None) -> int:
+    """Events to generate. With a control sequence, -l defaults to (and may not exceed) its
+    length, and -l 0 means its length, as in the original; otherwise DEFAULT_LENGTH."""
+    sequence = controls is not None and controls.ndim == 2
+    if sequence and len(controls) == 0:
+        raise UsageError("-c: the control sequence is empty")
+    if max_length is None or (max_length == 0 and sequence):
+        return len(controls) if sequence else DEFAULT_LENGTH
+    if max_length < 1:
+        raise UsageError(
+            f"-l {max_length}: give a positive number of events (0 means the "
+            "length of a control file, and there is none)"
+        )
+    if sequence and max_length > len(controls):
+        raise UsageError(f"-l {max_length}: the control sequence has only {len(controls)} events")
+    return max_length
+
+
+def read_primer(path: Path, codec: EventCodec, seconds: float | None = None) -> Piece:
+    """A phrase to continue, read and encoded exactly as training data is; with `seconds`, only
+    the events of its first `seconds`."""
+    piece = convert(path, Settings(codec.name), str(path))
+    if seconds is not None:
+        keep = codec.event_times(piece.tokens) < seconds  # a prefix: times never go back
+        piece = Piece(piece.tokens[keep], piece.controls[keep], piece.codec, piece.meta)
+    return piece
+
+
+def prepare_folder(folder: Path) -> None:
+    """Fails before a long generation rather than after it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{folder}: cannot create output folder ({e.strerror})") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{folder}: output folder is not writable")
+
+
+# -- the whole run ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    """generate.py's flags, less the model's (session, stats file, codec, device)."""
+
+    output_dir: Path = Path("output")
+    stem: str = "train"  # output files are <stem>-000.mid, ...
+    batch_size: int = 8
+    max_length: int | None = None  # events; see resolve_length
+    control: str | None = None  # -c: 'h0,...,h11;d', or a .data file or folder
+    greedy_ratio: float = 0.0
+    temperature: float = 1.0
+    beam_size: int = 0  # 0: sampling
+    stochastic_beam_search: bool = False
+    init_zero: bool = False
+    primer: Path | None = None
+    primer_seconds: float | None = None  # continue only the primer's first seconds
+    with_primer: bool = False
+    seed: int = 0
+    wav: bool = False
+    png: bool = False
+    quiet: bool = False
+
+
+def check_codec(model: Any, codec_name: str, wanted: str | None) -> EventCodec:
+    """The session's codec, which must be the one asked for and fit the model's vocabulary."""
+    if wanted is not None and wanted != codec_name:
+        raise UsageError(f"--codec {wanted}: the session was trained with codec {codec_name!r}")
+    codec = EventCodec(codec_name)
+    if codec.size != model.config.event_dim:
+        raise SessionError(
+            f"codec {codec_name!r} has {codec.size} tokens, the model {model.config.event_dim}"
+        )
+    return codec
+
+
+def run(model: Any, codec: EventCodec, device: torch.device, o: Options) -> list[Path]:
+    """Generates o.batch_size pieces and writes them (and their extras); returns the MIDI paths."""
+    rng = np.random.default_rng(o.seed)
+    controls, steps, primer, fluidsynth = _inputs(codec, o, rng)
+    stepper = make_stepper(model, device)
+    init = initial_noise(o.batch_size, model.config.init_dim, rng, o.init_zero)
+    # The primer is fed with its own controls, as in training, when the generation has some.
+    primer_tokens = None if primer is None else primer.tokens
+    primer_controls = None if primer is None or controls is None else ctl.expand(primer.controls)
+    hidden, event = begin(stepper, init, primer_tokens, primer_controls)
+    if o.beam_size:
+        beam_rng = rng if o.stochastic_beam_search else None
+        tokens, _ = beam_search(
+            stepper, hidden, event, steps, o.beam_size, o.temperature, controls, beam_rng, o.quiet
+        )
+    else:
+        tokens = sample(
+            stepper, hidden, event, steps, rng, o.temperature, o.greedy_ratio, controls, o.quiet
+        )
+    lead = primer.tokens if primer is not None and o.with_primer else np.zeros(0, np.int64)
+    return [
+        _write(codec.decode(np.concatenate([lead, row])), o, i, fluidsynth)
+        for i, row in enumerate(tokens)
+    ]
+
+
+def _inputs(codec: EventCodec, o: Options, rng: np.random.Generator):
+    """(controls [steps, C] or None, steps, primer Piece or None, FluidSynth tools or None):
+    every check a user can fail, before the first step."""
+    if not 0 <= o.beam_size <= codec.size:
+        raise UsageError(f"-B {o.beam_size}: beam size outside 0-{codec.size} (the vocabulary)")
+    fluidsynth = render.find_fluidsynth() if o.wav else None
+    controls, about = load_controls(o.control, rng) if o.control else (None, "none")
+    steps = resolve_length(o.max_length, controls)
+    primer = read_primer(o.primer, codec, o.primer_seconds) if o.primer else None
+    prepare_folder(o.output_dir)
+    print(f"controls: {about}")
+    if primer is not None:
+        print(f"primer: {o.primer}, {len(primer.tokens)} events")
+    if controls is not None:
+        held = controls.ndim == 1
+        controls = np.broadcast_to(controls, (steps, ctl.CONTROL_DIM)) if held else controls[:steps]
+    return controls, steps, primer, fluidsynth
+
+
+def _write(notes, o: Options, index: int, fluidsynth: tuple[str, Path] | None) -> Path:
+    path = o.output_dir / f"{o.stem}-{index:03d}.mid"
+    midi.write(notes, path)
+    print(f"{path}: {len(notes)} notes, {notes.duration:.1f} s")
+    if fluidsynth:
+        render.to_wav(path, path.with_suffix(".wav"), fluidsynth)
+        print(f"{path.with_suffix('.wav')}")
+    if o.png:
+        render.piano_roll(notes, path.with_suffix(".png"), title=path.name)
+        print(f"{path.with_suffix('.png')}")
+    return path

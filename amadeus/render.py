@@ -1,0 +1,83 @@
+"""Extras for people: audio through FluidSynth and a piano-roll picture.
+
+Neither is needed to generate: FluidSynth and its soundfont are system packages, looked for at
+run time; matplotlib is imported only when a picture is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from amadeus.errors import UsageError
+from amadeus.notes import Notes
+
+SOUNDFONTS = (  # General MIDI soundfonts, first found wins (Debian: fluid-soundfont-gm)
+    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+    Path("/usr/share/sounds/sf2/default-GM.sf2"),
+    Path("/usr/share/soundfonts/FluidR3_GM.sf2"),
+    Path("/usr/share/soundfonts/default.sf2"),
+)
+SAMPLE_RATE = 44100
+INSTALL = "install them with: apt-get install fluidsynth fluid-soundfont-gm"
+
+
+def find_fluidsynth() -> tuple[str, Path]:
+    """(fluidsynth binary, soundfont), or a UsageError naming the packages to install."""
+    binary = shutil.which("fluidsynth")
+    soundfont = next((p for p in SOUNDFONTS if p.is_file()), None)
+    if binary is None or soundfont is None:
+        missing = "the fluidsynth program" if binary is None else "a General MIDI soundfont"
+        raise UsageError(
+            f"--wav needs FluidSynth and a General MIDI soundfont; {missing} was "
+            f"not found ({INSTALL})"
+        )
+    return binary, soundfont
+
+
+def to_wav(midi_path: Path, wav_path: Path, fluidsynth: tuple[str, Path] | None = None) -> None:
+    """Renders a MIDI file to 16-bit stereo WAV, written atomically."""
+    binary, soundfont = fluidsynth or find_fluidsynth()
+    temp = wav_path.with_name(f".{wav_path.name}.{os.getpid()}.tmp")
+    command = [binary, "-ni", "-q", "-T", "wav", "-F", str(temp), "-r", str(SAMPLE_RATE)]
+    try:
+        result = subprocess.run(
+            [*command, str(soundfont), str(midi_path)], capture_output=True, text=True
+        )
+        if result.returncode != 0 or not temp.is_file():
+            reason = (result.stderr or result.stdout).strip().splitlines()
+            raise UsageError(f"{wav_path}: fluidsynth failed ({reason[-1] if reason else '?'})")
+        os.replace(temp, wav_path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def piano_roll(notes: Notes, png_path: Path, title: str = "") -> None:
+    """One bar per note (time in seconds against pitch), darker when louder; written atomically."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    width = min(max(notes.duration, 4.0), 60.0) * 0.5 + 2
+    figure = Figure(figsize=(width, 4), dpi=100)
+    ax = figure.add_subplot()
+    bars = [
+        [(s, p - 0.4), (e, p - 0.4), (e, p + 0.4), (s, p + 0.4)]
+        for s, e, p in zip(notes.start.tolist(), notes.end.tolist(), notes.pitch.tolist())
+    ]
+    shade = [(0.1, 0.2, 0.5, 0.3 + 0.7 * v / 127) for v in notes.velocity.tolist()]
+    ax.add_collection(PolyCollection(bars, facecolors=shade, edgecolors="none"))
+    low, high = (int(notes.pitch.min()), int(notes.pitch.max())) if len(notes) else (60, 72)
+    ax.set_xlim(0, max(notes.duration, 1.0))
+    ax.set_ylim(low - 2, high + 2)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title)
+    figure.tight_layout()
+    temp = png_path.with_name(f".{png_path.name}.{os.getpid()}.tmp")
+    try:
+        figure.savefig(temp, format="png")
+        os.replace(temp, png_path)
+    finally:
+        temp.unlink(missing_ok=True)

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Generates piano performances with a trained session: sampled, beam-searched, conditioned on
+controls, or continuing a phrase you played (-i)."""
+
+import argparse
+from pathlib import Path
+
+from amadeus import cli
+from amadeus.codec import PRESETS
+from amadeus.device import CHOICES, resolve_device
+from amadeus.generation import DEFAULT_LENGTH, Options, check_codec, run
+from amadeus.quant.session import load_any
+
+
+def parse_args() -> argparse.Namespace:
+    d = Options()
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument(
+        "-s",
+        "--session",
+        type=Path,
+        default=Path("save/train.sess"),
+        help="a .sess from train.py or the original project, or an .int8.sess "
+        "(default save/train.sess)",
+    )
+    p.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=d.output_dir,
+        help=f"receives <session name>-000.mid, ... (default {d.output_dir})",
+    )
+    p.add_argument(
+        "-b",
+        "--batch-size",
+        type=cli.positive_int,
+        default=d.batch_size,
+        help=f"pieces to generate at once (default {d.batch_size})",
+    )
+    p.add_argument(
+        "-l",
+        "--max-length",
+        type=cli.int_arg,
+        default=None,
+        metavar="EVENTS",
+        help=f"events per piece (default {DEFAULT_LENGTH}, or the length of a "
+        "control file, which it may not exceed; 0 means that length)",
+    )
+    p.add_argument(
+        "-c",
+        "--control",
+        default=None,
+        help="'h0,...,h11;d': 12 pitch-class weights (C, C#, ..., B; normalised) and a "
+        "note-density bin 0-11 held for the whole piece, ';d' alone for a uniform "
+        "histogram; or a .data file (or a folder: one picked at random) whose "
+        "controls vary over time. Default: unconditioned",
+    )
+    p.add_argument(
+        "-g",
+        "--greedy-ratio",
+        type=cli.unit_float,
+        default=d.greedy_ratio,
+        help="chance, per event and piece, of taking the likeliest event instead of "
+        "sampling: 0 samples always (default), 1 is argmax only, which repeats "
+        "itself (the original's default)",
+    )
+    p.add_argument(
+        "-T",
+        "--temperature",
+        type=cli.positive_float,
+        default=d.temperature,
+        help="divides the logits before sampling: below 1 safer and more repetitive, "
+        "above 1 more adventurous (default 1.0)",
+    )
+    p.add_argument(
+        "-B",
+        "--beam-size",
+        type=cli.int_arg,
+        default=d.beam_size,
+        help="beam search with this many beams per piece; 0 samples (default)",
+    )
+    p.add_argument(
+        "-S",
+        "--stochastic-beam-search",
+        action="store_true",
+        help="draw the beams at random (Gumbel top-k) instead of keeping the best",
+    )
+    p.add_argument(
+        "-z",
+        "--init-zero",
+        action="store_true",
+        help="start from a zero initial state instead of seeded noise",
+    )
+    p.add_argument(
+        "-i",
+        "--input-midi-file",
+        type=Path,
+        default=None,
+        metavar="MIDI",
+        help="a phrase to continue; each piece is its own continuation",
+    )
+    p.add_argument(
+        "--primer-seconds",
+        type=cli.positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="continue only the first SECONDS of the phrase (default: all of it)",
+    )
+    p.add_argument(
+        "--with-primer",
+        action="store_true",
+        help="write the phrase before the response (default: the response only)",
+    )
+    p.add_argument(
+        "-q",
+        "--stats-file",
+        type=Path,
+        default=None,
+        help="calibration stats: quantize the session to int8 on the fly",
+    )
+    p.add_argument(
+        "--codec",
+        choices=sorted(PRESETS),
+        default=None,
+        help="check that the session uses this token layout",
+    )
+    p.add_argument(
+        "--wav",
+        action="store_true",
+        help="also render .wav (needs the fluidsynth and fluid-soundfont-gm packages)",
+    )
+    p.add_argument("--png", action="store_true", help="also draw a piano roll .png")
+    p.add_argument("--device", choices=CHOICES, default="auto")
+    p.add_argument("--seed", type=cli.int_arg, default=d.seed, help="same seed, same music")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args()
+
+
+def load_model(session: Path, stats_file: Path | None, device):
+    """(model, codec preset): a float .sess, an .int8.sess (told apart by content), or with -q
+    a float session quantized on the fly. Only this script knows of amadeus.quant."""
+    model, codec = load_any(session, stats_file)
+    return model.to(device), codec
+
+
+def main() -> None:
+    args = parse_args()
+    device = resolve_device(args.device)
+    model, codec_name = load_model(args.session, args.stats_file, device)
+    codec = check_codec(model, codec_name, args.codec)
+    options = Options(
+        output_dir=args.output_dir,
+        stem=args.session.name.removesuffix(".sess"),
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        control=args.control,
+        greedy_ratio=args.greedy_ratio,
+        temperature=args.temperature,
+        beam_size=args.beam_size,
+        stochastic_beam_search=args.stochastic_beam_search,
+        init_zero=args.init_zero,
+        primer=args.input_midi_file,
+        primer_seconds=args.primer_seconds,
+        with_primer=args.with_primer,
+        seed=args.seed,
+        wav=args.wav,
+        png=args.png,
+        quiet=args.quiet,
+    )
+    run(model, codec, device, options)
+
+
+if __name__ == "__main__":
+    cli.run(main)
