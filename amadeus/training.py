@@ -26,9 +26,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from amadeus import controls as ctl
 from amadeus.codec import EventCodec
-from amadeus.dataset import Windows, data_files, load_pieces, split_by_file
+from amadeus.dataset import Windows
 from amadeus.device import autocast_dtype, resolve_device
 from amadeus.errors import DatasetError, UsageError
+from amadeus.evaluation import load_split, mean_loss
 from amadeus.model import ModelConfig, PerformanceRNN
 from amadeus.progress import progress
 from amadeus.session import Session, build_model, capture_rng, restore_rng
@@ -100,21 +101,13 @@ class Run:
     world_size: int = 1
 
 
-def load_data(options: TrainOptions, codec: str | None) -> tuple[list, list, str]:
-    files = data_files(options.dataset)
-    if not files:
-        raise DatasetError(f"{options.dataset}: no .data files (run preprocess.py first)")
-    train_files, val_files = split_by_file(files, options.val_fraction)
-    train = load_pieces(train_files, codec)
-    codec = codec or train[0].codec
-    return train, load_pieces(val_files, codec), codec
-
-
 def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
     """Checks every input before anything is written: session, data, flags."""
     device = resolve_device(options.device)
     session = Session.load(options.session) if options.session.exists() else None
-    train_pieces, val_pieces, codec_name = load_data(options, session.codec if session else None)
+    train_pieces, val_pieces, codec_name = load_split(
+        options.dataset, options.val_fraction, session.codec if session else None
+    )
     codec = EventCodec(codec_name)
     train = Windows(train_pieces, options.window_size, options.stride_size)
     if train.batches_per_epoch(options.batch_size, world_size) == 0:
@@ -201,24 +194,12 @@ def loss_of(
     return F.cross_entropy(logits.float().flatten(0, 1), events.flatten())
 
 
-@torch.no_grad()
 def validate(run: Run) -> float | None:
     """Mean loss per event over fixed validation windows, zero init, eval mode."""
     if run.validation is None or len(run.validation) == 0:
         return None
-    run.model.eval()
     starts = run.validation.evenly(run.options.val_batches * run.options.batch_size)
-    total, count = 0.0, 0
-    for chunk in np.array_split(starts, max(1, math.ceil(len(starts) / run.options.batch_size))):
-        events, compact = run.validation.gather(chunk)
-        events = torch.from_numpy(events).to(run.device)
-        controls = torch.from_numpy(ctl.expand(compact)).to(run.device)
-        init = torch.zeros(events.shape[1], run.model.config.init_dim, device=run.device)
-        logits = run.model.logits(init, events, controls)
-        total += F.cross_entropy(logits.flatten(0, 1), events.flatten(), reduction="sum").item()
-        count += events.numel()
-    run.model.train()
-    return total / count
+    return mean_loss(run.model, run.validation, starts, run.options.batch_size, run.device)
 
 
 class StopFlag:

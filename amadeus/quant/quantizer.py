@@ -21,6 +21,7 @@ from amadeus.quant.linear import Int8Embedding, Int8Linear
 from amadeus.quant.stats import Stats, StatsCollector
 
 Range = tuple[float, float]
+UNCLIPPED = ("output_fc",)  # outputs quantized over their whole range, not AVG-clipped
 
 
 class SplitPerformanceRNN(PerformanceRNN):
@@ -111,7 +112,10 @@ def _ranges(stats: Stats, name: str, linear: nn.Linear) -> tuple[Range, Range]:
                 f"{stats.source}: module {name} {what} has {record.shape[-1]} features, "
                 f"the model {size}: statistics from another architecture"
             )
-    return record_in.avg_range, record_out.avg_range
+    # The logits keep their whole range: clipping them to the average extremes flattens the
+    # likeliest events (+9% perplexity on Bach). Distiller's --qe-no-clip-layers does the same.
+    out_range = (record_out.min, record_out.max) if name in UNCLIPPED else record_out.avg_range
+    return record_in.avg_range, out_range
 
 
 class Int8Stepper:
