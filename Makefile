@@ -24,3 +24,43 @@ format: $(VENV)/.installed
 
 clean-venv:
 	rm -rf $(VENV)
+
+# -- make demo: from a fresh clone to music. Each step is a file target, so a second run
+# reuses what the first made. -----------------------------------------------------------------
+DEMO_TRAIN_SECONDS ?= 420
+DEMO_MIDI := dataset/midi/bach
+DEMO_DATA := dataset/processed/bach
+DEMO_OUT := output/demo
+
+demo: $(DEMO_OUT)/.done
+	@cat $(DEMO_OUT)/summary.txt
+
+$(DEMO_MIDI)/.exported: $(VENV)/.installed
+	$(PY) dataset/scripts/export_music21.py $(DEMO_MIDI) --quiet
+	touch $@
+
+$(DEMO_DATA)/.preprocessed: $(DEMO_MIDI)/.exported
+	$(PY) preprocess.py $(DEMO_MIDI) $(DEMO_DATA) --quiet
+	touch $@
+
+save/bach.sess: $(DEMO_DATA)/.preprocessed
+	$(PY) train.py -s $@ -d $(DEMO_DATA) --max-time $(DEMO_TRAIN_SECONDS) --quiet
+
+stats/bach.yaml: save/bach.sess
+	$(PY) quantize.py --session save/bach.sess --stats-file $@ --dataset $(DEMO_DATA) \
+		--output save/bach.int8.sess --quiet | tee stats/bach-evaluation.txt
+
+$(DEMO_OUT)/.done: stats/bach.yaml
+	mkdir -p $(DEMO_OUT)
+	$(PY) generate.py -s save/bach.best.sess -o $(DEMO_OUT)/fp32 -b 2 -l 1000 --png --quiet
+	$(PY) generate.py -s save/bach.int8.sess -o $(DEMO_OUT)/int8 -b 2 -l 1000 --png --quiet
+	$(PY) generate.py -s save/bach.best.sess -o $(DEMO_OUT)/continuation -b 2 -l 600 --png \
+		--quiet --with-primer --primer-seconds 10 \
+		-i $(DEMO_MIDI)/$(firstword $(shell $(PY) dataset/scripts/held_out.py $(DEMO_DATA)))
+	( echo "Made by make demo:"; \
+	  echo "  model       save/bach.sess (best: save/bach.best.sess), int8 save/bach.int8.sess"; \
+	  echo "  statistics  stats/bach.yaml"; \
+	  for f in $(DEMO_OUT)/*/*.mid; do echo "  music       $$f (+ .png)"; done; \
+	  echo "Validation perplexity:"; grep -E "^(fp32|int8|difference)" stats/bach-evaluation.txt \
+	) > $(DEMO_OUT)/summary.txt
+	touch $@
