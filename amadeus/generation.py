@@ -8,10 +8,10 @@ of a model as fast as the hardware allows:
     stepper.take(hidden, rows [R]) -> hidden of those rows (beam search reorders and repeats rows)
 
 `hidden` belongs to the stepper; events, controls and logits are numpy arrays. On the CPU the
-float model runs as a numpy port of `PerformanceRNN.step` (numpy's small matrix products beat
-torch's on this kind of CPU) with every token-only computation tabulated; elsewhere, and for any
-other model offering `step`, `init_to_hidden` and `config`, the model's own torch `step` runs. A
-model with a `stepper(device)` method (the int8 one) supplies its own.
+float model runs as a numpy port of `PerformanceRNN.step` with every token-only computation
+tabulated (numpy's matrix-vector product beats torch's on this CPU; see _matmul). Elsewhere, and
+for any other model offering `step`, `init_to_hidden` and `config`, the model's own torch `step`
+runs. A model with a `stepper(device)` method (the int8 one) supplies its own.
 
 Sampling and beam search run in numpy with one seeded Generator, so a seed gives the same music.
 """
@@ -37,9 +37,7 @@ from amadeus.progress import progress
 
 DEFAULT_LENGTH = 1000  # events, when neither -l nor a control sequence says otherwise
 LEAKY_SLOPE = 0.1  # concat_input_fc_activation
-# Batch sizes for which torch's matrix product (MKL) beats numpy's (OpenBLAS) on the 2-core test
-# CPU, about 1.5x at 2-16 rows; numpy's is faster for one row (a matrix-vector product) and 32+.
-TORCH_MATMUL_ROWS = range(2, 17)
+TORCH_MATMUL_ROWS = range(2, 17)  # batch sizes whose matrix products go to torch: see _matmul
 
 
 def make_stepper(model: Any, device: torch.device | str = "cpu") -> Any:
@@ -47,7 +45,8 @@ def make_stepper(model: Any, device: torch.device | str = "cpu") -> Any:
     device = torch.device(device)
     if hasattr(model, "stepper"):
         return model.stepper(device)
-    if device.type == "cpu" and isinstance(model, PerformanceRNN):
+    # Exactly the float model: a subclass (such as quant's split GRU) may hold other weights.
+    if device.type == "cpu" and type(model) is PerformanceRNN:
         return NumpyStepper(model)
     return TorchStepper(model, device)
 
@@ -57,7 +56,12 @@ def _f32(array: np.ndarray) -> np.ndarray:
 
 
 def _matmul(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """x [B, in] @ weight [in, out] -> [B, out], with the faster library for B rows."""
+    """x [B, in] @ weight [in, out] -> [B, out], by the library that is faster for B rows.
+
+    Measured on the 2-core CPU (3 x 512, whole steps): numpy's OpenBLAS wins for one row (a
+    memory-bound matrix-vector product) and for 32 rows and more; torch's MKL, on the same
+    memory, wins by about 1.5x for 2-16 rows. A loop keeps to one library per batch size: two
+    thread pools alternating within a step wait on each other's spinning threads."""
     if len(x) in TORCH_MATMUL_ROWS:
         return torch.mm(torch.from_numpy(x), torch.from_numpy(weight)).numpy()
     return x @ weight
@@ -178,8 +182,11 @@ def initial_noise(batch: int, init_dim: int, rng: np.random.Generator, zero: boo
 
 
 def _rows(controls: np.ndarray | None, t: int, rows: int) -> np.ndarray | None:
-    """Step t's control for every row: [rows, C], or None without conditioning."""
-    return None if controls is None else np.broadcast_to(controls[t], (rows, controls.shape[1]))
+    """Step t's control for every row: [rows, C] (a plain writable array, which any library
+    takes without a copy or a warning), or None without conditioning."""
+    if controls is None:
+        return None
+    return np.repeat(controls[t][None].astype(np.float32), rows, axis=0)
 
 
 def begin(
@@ -375,6 +382,8 @@ def read_primer(path: Path, codec: EventCodec, seconds: float | None = None) -> 
     if seconds is not None:
         keep = codec.event_times(piece.tokens) < seconds  # a prefix: times never go back
         piece = Piece(piece.tokens[keep], piece.controls[keep], piece.codec, piece.meta)
+        if len(codec.decode(piece.tokens)) == 0:
+            raise UsageError(f"{path}: no notes start in the first {seconds:g} s")
     return piece
 
 

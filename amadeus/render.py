@@ -6,11 +6,11 @@ run time; matplotlib is imported only when a picture is asked for.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
+from amadeus.atomic import replacing
 from amadeus.errors import UsageError
 from amadeus.notes import Notes
 
@@ -40,18 +40,14 @@ def find_fluidsynth() -> tuple[str, Path]:
 def to_wav(midi_path: Path, wav_path: Path, fluidsynth: tuple[str, Path] | None = None) -> None:
     """Renders a MIDI file to 16-bit stereo WAV, written atomically."""
     binary, soundfont = fluidsynth or find_fluidsynth()
-    temp = wav_path.with_name(f".{wav_path.name}.{os.getpid()}.tmp")
-    command = [binary, "-ni", "-q", "-T", "wav", "-F", str(temp), "-r", str(SAMPLE_RATE)]
-    try:
+    with replacing(wav_path) as temp:
+        command = [binary, "-ni", "-q", "-T", "wav", "-F", str(temp), "-r", str(SAMPLE_RATE)]
         result = subprocess.run(
             [*command, str(soundfont), str(midi_path)], capture_output=True, text=True
         )
         if result.returncode != 0 or not temp.is_file():
             reason = (result.stderr or result.stdout).strip().splitlines()
             raise UsageError(f"{wav_path}: fluidsynth failed ({reason[-1] if reason else '?'})")
-        os.replace(temp, wav_path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def piano_roll(notes: Notes, png_path: Path, title: str = "") -> None:
@@ -75,9 +71,5 @@ def piano_roll(notes: Notes, png_path: Path, title: str = "") -> None:
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)
     figure.tight_layout()
-    temp = png_path.with_name(f".{png_path.name}.{os.getpid()}.tmp")
-    try:
+    with replacing(png_path) as temp:
         figure.savefig(temp, format="png")
-        os.replace(temp, png_path)
-    finally:
-        temp.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,9 @@ from amadeus.session import Session, build_model  # noqa: E402
 BATCHES = (1, 8, 64)  # the issue's two, and generate.py's default
 
 
-def ours(model: PerformanceRNN, device: torch.device, batch: int, steps: int) -> None:
+def ours(stepper, init_dim: int, batch: int, steps: int) -> None:
     rng = np.random.default_rng(0)
-    stepper = make_stepper(model, device)
-    hidden, event = begin(stepper, initial_noise(batch, model.config.init_dim, rng))
+    hidden, event = begin(stepper, initial_noise(batch, init_dim, rng))
     sample(stepper, hidden, event, steps, rng)
 
 
@@ -50,13 +50,14 @@ def original(model: PerformanceRNN, device: torch.device, batch: int, steps: int
         torch.cuda.synchronize()
 
 
-def events_per_second(loop, model, device, batch: int, steps: int, repeats: int) -> float:
+def events_per_second(loop, batch: int, steps: int, repeats: int) -> float:
+    """loop(batch, steps) -> best events/s of `repeats` runs."""
     time.sleep(0.3)  # the other loop's BLAS and OpenMP threads stop spinning
-    loop(model, device, batch, 10)  # warm-up: allocations, kernel selection
+    loop(batch, 10)  # warm-up: allocations, kernel selection
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        loop(model, device, batch, steps)
+        loop(batch, steps)
         best = min(best, time.perf_counter() - start)
     return batch * steps / best
 
@@ -82,11 +83,14 @@ def main() -> None:
         f"model {c.gru_layers} x {c.hidden_dim}, {c.event_dim} events, fp32, {device}, "
         f"torch threads {torch.get_num_threads()}"
     )
+    start = time.perf_counter()
+    stepper = make_stepper(model, device)
+    print(f"stepper {type(stepper).__name__}, built once in {time.perf_counter() - start:.2f} s")
     print(f"{'batch':>5}  {'ours ev/s':>10}  {'original ev/s':>13}  {'ratio':>6}")
     for batch in BATCHES:
         steps = args.steps if batch == 1 else max(args.steps // 5, 20)
-        fast = events_per_second(ours, model, device, batch, steps, args.repeats)
-        slow = events_per_second(original, model, device, batch, steps, args.repeats)
+        fast = events_per_second(partial(ours, stepper, c.init_dim), batch, steps, args.repeats)
+        slow = events_per_second(partial(original, model, device), batch, steps, args.repeats)
         print(f"{batch:>5}  {fast:>10,.0f}  {slow:>13,.0f}  {fast / slow:>5.1f}x")
 
 

@@ -82,6 +82,12 @@ def test_make_stepper_dispatch():
 
     assert gen.make_stepper(Int8Like(), "cpu") == ("own", "cpu")
 
+    class Renamed(PerformanceRNN):  # a subclass may hold other weights: its own step runs
+        pass
+
+    other = Renamed(240, 24, 8, 16, 2)
+    assert isinstance(gen.make_stepper(other, "cpu"), gen.TorchStepper)
+
 
 def test_torch_stepper_gives_the_numpy_steppers_music():
     """The CUDA path's code (model.step, hidden [L, B, H], take on dim 1) run on the CPU."""
@@ -388,3 +394,7 @@ def test_primer_seconds_keeps_only_the_start(tmp_path):
     assert np.array_equal(first.tokens, whole.tokens[: len(first.tokens)])
     decoded = codec.decode(first.tokens)
     assert len(decoded) == 6 and decoded.start.max() < 2.75  # onsets at 0, 0.5, ..., 2.5 s
+    late = tmp_path / "late.mid"  # silence is capped at 3 s: the first note starts at 3 s
+    midi.write(Notes.build([5.0], [6.0], [60], [80]), late)
+    with pytest.raises(UsageError, match="no notes start in the first 1 s"):
+        gen.read_primer(late, codec, seconds=1.0)
