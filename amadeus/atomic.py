@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from amadeus.errors import UsageError
+
 
 @contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
@@ -30,3 +32,14 @@ def write_bytes(path: str | Path, data: bytes, durable: bool = False) -> None:
         if durable:
             f.flush()
             os.fsync(f.fileno())
+
+
+def writable_folder(folder: Path) -> None:
+    """Creates `folder` if needed and checks it can be written: a long job fails before its
+    work, not after it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{folder}: cannot create output folder ({e.strerror})") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{folder}: output folder is not writable")

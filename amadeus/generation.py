@@ -18,7 +18,6 @@ Sampling and beam search run in numpy with one seeded Generator, so a seed gives
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import torch
 
 from amadeus import controls as ctl
 from amadeus import midi, render
+from amadeus.atomic import writable_folder
 from amadeus.codec import EventCodec
 from amadeus.dataset import Piece, data_files, read_data
 from amadeus.errors import SessionError, UsageError
@@ -387,16 +387,6 @@ def read_primer(path: Path, codec: EventCodec, seconds: float | None = None) -> 
     return piece
 
 
-def prepare_folder(folder: Path) -> None:
-    """Fails before a long generation rather than after it."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{folder}: cannot create output folder ({e.strerror})") from e
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{folder}: output folder is not writable")
-
-
 # -- the whole run ------------------------------------------------------------------------------
 
 
@@ -470,7 +460,7 @@ def _inputs(codec: EventCodec, o: Options, rng: np.random.Generator):
     controls, about = load_controls(o.control, rng) if o.control else (None, "none")
     steps = resolve_length(o.max_length, controls)
     primer = read_primer(o.primer, codec, o.primer_seconds) if o.primer else None
-    prepare_folder(o.output_dir)
+    writable_folder(o.output_dir)
     print(f"controls: {about}")
     if primer is not None:
         print(f"primer: {o.primer}, {len(primer.tokens)} events")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amadeus import controls
-from amadeus.atomic import write_bytes
+from amadeus.atomic import writable_folder, write_bytes
 from amadeus.codec import EventCodec
 from amadeus.dataset import SUFFIX, Piece, read_header, write_data
 from amadeus.errors import AmadeusError, UsageError
@@ -169,12 +169,7 @@ def plan(midi_dir: Path, out_dir: Path, settings: Settings, summary: Summary) ->
 def check_folders(midi_dir: Path, out_dir: Path) -> None:
     if not midi_dir.is_dir():
         raise UsageError(f"{midi_dir}: MIDI folder does not exist")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{out_dir}: cannot create output folder ({e.strerror})") from e
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise UsageError(f"{out_dir}: output folder is not writable")
+    writable_folder(out_dir)
 
 
 def preprocess(
