@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amadeus import cli  # noqa: E402
 from amadeus.device import CHOICES, resolve_device  # noqa: E402
-from amadeus.generation import begin, initial_noise, make_stepper, sample  # noqa: E402
+from amadeus.generation import begin, initial_noise, sample  # noqa: E402
 from amadeus.model import ModelConfig, PerformanceRNN  # noqa: E402
 from amadeus.session import Session, build_model  # noqa: E402
+from amadeus.stepper import make_stepper  # noqa: E402
 
 BATCHES = (1, 8, 64)  # the two, and generate.py's default
 

@@ -28,11 +28,12 @@ from amadeus import cli  # noqa: E402
 from amadeus.dataset import Windows  # noqa: E402
 from amadeus.device import CHOICES, resolve_device  # noqa: E402
 from amadeus.evaluation import load_split, mean_loss  # noqa: E402
-from amadeus.generation import begin, initial_noise, make_stepper, sample  # noqa: E402
+from amadeus.generation import begin, initial_noise, sample  # noqa: E402
 from amadeus.quant.quantizer import quantize  # noqa: E402
 from amadeus.quant.session import state_bytes  # noqa: E402
 from amadeus.quant.stats import load_stats  # noqa: E402
 from amadeus.session import Session, build_model  # noqa: E402
+from amadeus.stepper import make_stepper  # noqa: E402
 
 BATCHES = (1, 8, 64)
 

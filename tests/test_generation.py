@@ -12,6 +12,7 @@ import torch
 from amadeus import controls as ctl
 from amadeus import generation as gen
 from amadeus import render
+from amadeus import stepper as stepping
 from amadeus.dataset import Piece, write_data
 from amadeus.errors import UsageError
 from amadeus.model import PerformanceRNN
@@ -61,7 +62,7 @@ def test_numpy_stepper_equals_model_step(layers, with_controls, batch):
     controls = rng.random((steps, batch, 24), dtype=np.float32) if with_controls else None
     want_logits, want_hidden = torch_steps(model, init, events, controls)
 
-    stepper = gen.NumpyStepper(model)
+    stepper = stepping.NumpyStepper(model)
     hidden = stepper.initial(init)
     np.testing.assert_allclose(
         as_layers(hidden, layers), model.init_to_hidden(torch.from_numpy(init)).detach(), atol=1e-6
@@ -74,19 +75,19 @@ def test_numpy_stepper_equals_model_step(layers, with_controls, batch):
 
 def test_make_stepper_dispatch():
     model = tiny(hidden_dim=16)
-    assert isinstance(gen.make_stepper(model, "cpu"), gen.NumpyStepper)
+    assert isinstance(stepping.make_stepper(model, "cpu"), stepping.NumpyStepper)
 
     class Int8Like:  # a model that brings its own stepper wins
         def stepper(self, device):
             return ("own", device.type)
 
-    assert gen.make_stepper(Int8Like(), "cpu") == ("own", "cpu")
+    assert stepping.make_stepper(Int8Like(), "cpu") == ("own", "cpu")
 
     class Renamed(PerformanceRNN):  # a subclass may hold other weights: its own step runs
         pass
 
     other = Renamed(240, 24, 8, 16, 2)
-    assert isinstance(gen.make_stepper(other, "cpu"), gen.TorchStepper)
+    assert isinstance(stepping.make_stepper(other, "cpu"), stepping.TorchStepper)
 
 
 def test_torch_stepper_gives_the_numpy_steppers_music():
@@ -94,7 +95,10 @@ def test_torch_stepper_gives_the_numpy_steppers_music():
     model = tiny(hidden_dim=16)
     init = np.random.default_rng(2).standard_normal((2, 8), dtype=np.float32)
     results = []
-    for stepper in (gen.NumpyStepper(model), gen.TorchStepper(model, torch.device("cpu"))):
+    for stepper in (
+        stepping.NumpyStepper(model),
+        stepping.TorchStepper(model, torch.device("cpu")),
+    ):
         hidden, event = gen.begin(stepper, init)
         results.append(gen.beam_search(stepper, hidden, event, 8, beam_size=3))
     np.testing.assert_array_equal(results[0][0], results[1][0])
@@ -106,7 +110,7 @@ def test_torch_stepper_gives_the_numpy_steppers_music():
 
 def generate(model, seed, steps=40, batch=4, **kwargs):
     rng = np.random.default_rng(seed)
-    stepper = gen.NumpyStepper(model)
+    stepper = stepping.NumpyStepper(model)
     hidden, event = gen.begin(stepper, gen.initial_noise(batch, 8, rng))
     return gen.sample(stepper, hidden, event, steps, rng, **kwargs)
 
@@ -123,7 +127,7 @@ def test_greedy_ratio_one_is_argmax():
     model = tiny()
     rng = np.random.default_rng(3)
     init = gen.initial_noise(2, 8, rng)
-    stepper = gen.NumpyStepper(model)
+    stepper = stepping.NumpyStepper(model)
     hidden, event = gen.begin(stepper, init)
     tokens = gen.sample(stepper, hidden, event, 30, rng, greedy=1.0)
     with torch.no_grad():  # the argmax loop, on the model itself
@@ -180,7 +184,7 @@ def small_vocab():
 
 
 def run_beam(model, init, steps, beam_size, **kwargs):
-    stepper = gen.NumpyStepper(model)
+    stepper = stepping.NumpyStepper(model)
     hidden, event = gen.begin(stepper, init)
     tokens, score = gen.beam_search(stepper, hidden, event, steps, beam_size, **kwargs)
     return tuple(tokens[0].tolist()), float(score[0])
@@ -212,7 +216,7 @@ def test_beam_keeps_the_best_prefixes(small_vocab):
 
 def test_one_beam_is_greedy(small_vocab):
     model, init, _ = small_vocab
-    stepper = gen.NumpyStepper(model)
+    stepper = stepping.NumpyStepper(model)
     hidden, event = gen.begin(stepper, init)
     greedy = gen.sample(stepper, hidden, event, 5, np.random.default_rng(0), greedy=1.0)
     assert run_beam(model, init, 5, beam_size=1)[0] == tuple(greedy[0].tolist())
@@ -222,7 +226,7 @@ def test_stochastic_single_beam_samples_the_model(small_vocab):
     """With one beam, Gumbel top-k is ancestral sampling: sequence frequencies match the model."""
     model, _, scores = small_vocab
     n = 20_000
-    stepper = gen.NumpyStepper(model)
+    stepper = stepping.NumpyStepper(model)
     hidden, event = gen.begin(stepper, np.zeros((1, 8), dtype=np.float32))
     # n copies of one row (a batch of zero inits would not do: init_to_hidden mixes rows)
     hidden, event = stepper.take(hidden, np.zeros(n, int)), np.repeat(event, n)
@@ -260,7 +264,7 @@ def test_priming_equals_feeding_the_tokens_one_by_one(conditioned):
     batch, primer = 3, rng.integers(0, 239, 9)
     init = rng.standard_normal((batch, 8), dtype=np.float32)
     primer_controls = rng.random((len(primer), 24), dtype=np.float32) if conditioned else None
-    hidden, event = gen.begin(gen.NumpyStepper(model), init, primer, primer_controls)
+    hidden, event = gen.begin(stepping.NumpyStepper(model), init, primer, primer_controls)
     inputs = np.concatenate([[model.start_token], primer[:-1]])
     per_row = None if primer_controls is None else np.repeat(primer_controls[:, None], batch, 1)
     _, want = torch_steps(model, init, np.repeat(inputs[:, None], batch, 1), per_row)
@@ -330,7 +334,7 @@ def test_resolve_length():
 
 def test_conditioned_sampling_uses_each_steps_control():
     model = tiny()
-    stepper = gen.NumpyStepper(model)
+    stepper = stepping.NumpyStepper(model)
     rng = np.random.default_rng(13)
     controls = rng.random((10, 24), dtype=np.float32)
     init = gen.initial_noise(2, 8, rng)
