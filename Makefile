@@ -61,6 +61,6 @@ $(DEMO_OUT)/.done: stats/bach.yaml
 	  echo "  model       save/bach.sess (best: save/bach.best.sess), int8 save/bach.int8.sess"; \
 	  echo "  statistics  stats/bach.yaml"; \
 	  for f in $(DEMO_OUT)/*/*.mid; do echo "  music       $$f (+ .png)"; done; \
-	  echo "Validation perplexity:"; grep -E "^(fp32|int8|difference)" stats/bach-evaluation.txt \
+	  grep -E "^perplexity|^ +(fp32|int8) " stats/bach-evaluation.txt \
 	) > $(DEMO_OUT)/summary.txt
 	touch $@
