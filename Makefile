@@ -31,6 +31,7 @@ DEMO_TRAIN_SECONDS ?= 420
 DEMO_MIDI := dataset/midi/bach
 DEMO_DATA := dataset/processed/bach
 DEMO_OUT := output/demo
+DEMO_WAV := $(if $(shell command -v fluidsynth),--wav)  # audio too, where FluidSynth is installed
 
 demo: $(DEMO_OUT)/.done
 	@cat $(DEMO_OUT)/summary.txt
@@ -52,7 +53,7 @@ stats/bach.yaml: save/bach.sess
 
 $(DEMO_OUT)/.done: stats/bach.yaml
 	mkdir -p $(DEMO_OUT)
-	$(PY) generate.py -s save/bach.best.sess -o $(DEMO_OUT)/fp32 -b 2 -l 1000 --png --quiet
+	$(PY) generate.py -s save/bach.best.sess -o $(DEMO_OUT)/fp32 -b 2 -l 1000 --png $(DEMO_WAV) --quiet
 	$(PY) generate.py -s save/bach.int8.sess -o $(DEMO_OUT)/int8 -b 2 -l 1000 --png --quiet
 	$(PY) generate.py -s save/bach.best.sess -o $(DEMO_OUT)/continuation -b 2 -l 600 --png \
 		--quiet --with-primer --primer-seconds 10 \
@@ -60,7 +61,7 @@ $(DEMO_OUT)/.done: stats/bach.yaml
 	( echo "Made by make demo:"; \
 	  echo "  model       save/bach.sess (best: save/bach.best.sess), int8 save/bach.int8.sess"; \
 	  echo "  statistics  stats/bach.yaml"; \
-	  for f in $(DEMO_OUT)/*/*.mid; do echo "  music       $$f (+ .png)"; done; \
+	  for f in $(DEMO_OUT)/*/*; do echo "  music       $$f"; done; \
 	  grep -E "^perplexity|^ +(fp32|int8) " stats/bach-evaluation.txt \
 	) > $(DEMO_OUT)/summary.txt
 	touch $@
