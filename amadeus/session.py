@@ -71,6 +71,10 @@ class Session:
         data = _read(path)
         if not isinstance(data, dict):
             raise SessionError(f"{path}: not a session (the file holds a {type(data).__name__})")
+        if "quantization" in data:
+            raise SessionError(
+                f"{path}: an int8 session (generate.py plays it; this needs the .sess)"
+            )
         missing = [k for k in ("model_config", "model_state") if k not in data]
         if missing:
             raise SessionError(f"{path}: not a session (no {' or '.join(missing)})")

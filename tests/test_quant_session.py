@@ -150,3 +150,8 @@ def test_refuses_pickled_code(tmp_path):
     torch.save({"quantization": {"scheme": SCHEME, "format": 1}, "x": Path("/")}, path)
     with pytest.raises(SessionError, match="refused by weights_only"):
         load_any(path)
+
+
+def test_training_refuses_an_int8_session_by_name(int8_file):
+    with pytest.raises(SessionError, match=r"an int8 session \(generate.py plays it"):
+        Session.load(int8_file)
