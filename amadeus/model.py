@@ -127,6 +127,11 @@ class PerformanceRNN(nn.Module):
         concat = torch.cat([embedded, flag, controls.to(embedded.dtype)], -1)  # [T, B, V+1+C]
         return self.concat_input_fc_activation(self.concat_input_fc(concat))
 
+    def teacher_forced_inputs(self, events: Tensor, controls: Tensor | None = None) -> Tensor:
+        """GRU inputs [T, B, H] for target events [T, B]: the start token, then events[:-1]."""
+        start = events.new_full((1, events.shape[1]), self.start_token)
+        return self.embed_inputs(torch.cat([start, events[:-1]]), controls)
+
     def logits(self, init: Tensor, events: Tensor, controls: Tensor | None = None) -> Tensor:
         """Teacher-forced logits [T, B, V] for target events [T, B]: step t sees the start token
         followed by events[:t], and controls[t].
@@ -134,8 +139,7 @@ class PerformanceRNN(nn.Module):
         nn.GRU returns only the top layer's output at every step, and output_fc reads every layer,
         so each layer runs as one whole-sequence recurrence (in C++) with the GRU's own weights.
         """
-        start = events.new_full((1, events.shape[1]), self.start_token)
-        x = self.embed_inputs(torch.cat([start, events[:-1]]), controls)  # [T, B, H]
+        x = self.teacher_forced_inputs(events, controls)  # [T, B, H]
         hidden = self.init_to_hidden(init)  # [L, B, H]
         states = []
         for layer, weights in enumerate(self.gru.all_weights):

@@ -30,8 +30,7 @@ class SplitPerformanceRNN(PerformanceRNN):
 
     def logits(self, init: Tensor, events: Tensor, controls: Tensor | None = None) -> Tensor:
         """As `PerformanceRNN.logits`: teacher-forced logits [T, B, V] for events [T, B]."""
-        start = events.new_full((1, events.shape[1]), self.start_token)
-        x = self.embed_inputs(torch.cat([start, events[:-1]]), controls)  # [T, B, H]
+        x = self.teacher_forced_inputs(events, controls)  # [T, B, H]
         states = self.gru.layer_outputs(x, self.init_to_hidden(init))  # L x [T, B, H]
         return self.output_fc(torch.cat(states, -1))  # [T, B, L*H] -> [T, B, V]
 
