@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from amadeus import cli
-from amadeus.device import CHOICES
+from amadeus.device import CHOICES, PRECISIONS
 from amadeus.training import TrainOptions, distributed_context, parse_model_params, prepare, train
 
 
@@ -58,6 +58,12 @@ def parse_args() -> TrainOptions:
     p.add_argument("-r", "--reset-optimizer", action="store_true")
     p.add_argument("-L", "--enable-logging", action="store_true", help="TensorBoard in runs/")
     p.add_argument("--device", choices=CHOICES, default=d.device)
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=d.precision,
+        help="products in bf16 or fp32; auto: bf16 on CUDA and on CPUs with AMX (default)",
+    )
     p.add_argument("--seed", type=cli.int_arg, default=d.seed)
     p.add_argument("--max-steps", type=cli.positive_int, default=None)
     p.add_argument("--max-time", type=cli.positive_float, default=None, metavar="SECONDS")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import torch
 
 from amadeus.errors import UsageError
@@ -19,8 +21,45 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """Mixed precision on CUDA (bf16 where supported, else fp16); none on the CPU."""
-    if device.type != "cuda":
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The type products run in while training (None: float32), for `--precision`.
+
+    auto: on CUDA bf16 where supported, else fp16; on the CPU bf16 where it has AMX tiles, which
+    run bf16 products about 4x faster than fp32 (without AMX bf16 is slower than fp32, so fp32).
+    Weights, optimizer state, gates and hidden states stay in float32 whatever this says."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision}: choose from {', '.join(PRECISIONS)}")
+    if precision == "fp32":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if device.type == "cpu" and _has_amx() else None
+
+
+def _has_amx() -> bool:
+    """AMX tiles present and granted by the kernel (torch asks for them on first use)."""
+    probe = getattr(torch.cpu, "_init_amx", None)
+    return bool(probe and probe())
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse instead of giving it back to the kernel.
+
+    A training step allocates and frees tensors of tens of MB. glibc hands each one to the
+    kernel and maps it again on the next step, and touching fresh pages costs a fault per 4 kB.
+    That was a fifth of a bf16 step here. PyTorch's CPU tuning guide suggests jemalloc or tcmalloc
+    for this; two mallopt calls do it without a new dependency. Elsewhere than glibc it does
+    nothing."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_max = -1, -4
+    mallopt(m_mmap_max, 0)  # big blocks from the heap, not from mmap
+    mallopt(m_trim_threshold, 2**31 - 1)  # and freed memory stays mapped

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from amadeus.recurrence import dropout, gru_layer
 
 _INT_FIELDS = ("init_dim", "event_dim", "control_dim", "hidden_dim", "gru_layers")
 
@@ -137,17 +138,19 @@ class PerformanceRNN(nn.Module):
         followed by events[:t], and controls[t].
 
         nn.GRU returns only the top layer's output at every step, and output_fc reads every layer,
-        so each layer runs as one whole-sequence recurrence (in C++) with the GRU's own weights.
+        so each layer runs as one whole-window recurrence (`gru_layer`) with the GRU's own weights.
+        Under autocast its products run in the autocast type (bfloat16 on AMX CPUs).
         """
         x = self.teacher_forced_inputs(events, controls)  # [T, B, H]
         hidden = self.init_to_hidden(init)  # [L, B, H]
+        device = x.device.type
+        autocast = torch.is_autocast_enabled(device)
+        dtype = torch.get_autocast_dtype(device) if autocast else torch.float32
         states = []
         for layer, weights in enumerate(self.gru.all_weights):
             if layer > 0:  # nn.GRU's dropout: on each layer's output that feeds the next
-                x = F.dropout(x, self.config.gru_dropout, self.training)
-            x, _ = torch._VF.gru(
-                x, hidden[layer : layer + 1], weights, True, 1, 0.0, self.training, False, False
-            )
+                x = dropout(x, self.config.gru_dropout, self.training)
+            x = gru_layer(x, hidden[layer], weights, dtype)
             states.append(x)  # [T, B, H], before dropout, as the step-by-step GRU reports it
         return self.output_fc(torch.cat(states, -1))  # [T, B, L*H] -> [T, B, V]
 

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from amadeus import controls as ctl
 from amadeus.codec import EventCodec
 from amadeus.dataset import Windows
-from amadeus.device import autocast_dtype, resolve_device
+from amadeus.device import autocast_dtype, keep_freed_memory, resolve_device
 from amadeus.errors import DatasetError, UsageError
 from amadeus.evaluation import load_split, mean_loss
 from amadeus.model import ModelConfig, PerformanceRNN
@@ -53,6 +53,7 @@ class TrainOptions:
     reset_optimizer: bool = False
     enable_logging: bool = False  # TensorBoard in runs/
     device: str = "auto"
+    precision: str = "auto"  # products in training: see `autocast_dtype`
     seed: int = 0
     max_steps: int | None = None
     max_time: float | None = None  # seconds
@@ -104,6 +105,8 @@ class Run:
 def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
     """Checks every input before anything is written: session, data, flags."""
     device = resolve_device(options.device)
+    autocast_dtype(device, options.precision)  # a bad --precision fails before anything runs
+    keep_freed_memory()
     session = Session.load(options.session) if options.session.exists() else None
     train_pieces, val_pieces, codec_name = load_split(
         options.dataset, options.val_fraction, session.codec if session else None
@@ -188,7 +191,7 @@ def to_tensors(run: Run, events: np.ndarray, compact: np.ndarray, rng: np.random
 def loss_of(
     run: Run, events: torch.Tensor, controls, init: torch.Tensor, generator
 ) -> torch.Tensor:
-    dtype = autocast_dtype(run.device)
+    dtype = autocast_dtype(run.device, run.options.precision)
     with torch.autocast(run.device.type, dtype=dtype, enabled=dtype is not None):
         logits = run.net(init, events, controls, run.options.teacher_forcing_ratio, generator)
     return F.cross_entropy(logits.float().flatten(0, 1), events.flatten())

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Training speed of the default model (batch 64, window 200, Adam, gradient clip 1.0): events/s
-of Amadeus's whole-window teacher-forced step and, in the same run, of a step-by-step loop
-written like the original's (one GRU step per call, argmax sampled at every step).
+of Amadeus's whole-window teacher-forced step, as train.py runs it (`--precision auto`: bf16
+products where the CPU has AMX) and in fp32, and, in the same run, of a step-by-step loop written
+like the original's (fp32, one GRU step per call, argmax sampled at every step).
 
     python bench/train_speed.py [--steps 5] [--batch-size 64] [--window-size 200]
 """
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from amadeus.device import autocast_dtype, keep_freed_memory  # noqa: E402
 from amadeus.model import ModelConfig, PerformanceRNN  # noqa: E402
 
 
@@ -34,7 +36,9 @@ def original_logits(model: PerformanceRNN, init, events, controls) -> torch.Tens
     return torch.stack(outputs)
 
 
-def events_per_second(model, forward, steps: int, batch: int, window: int) -> float:
+def events_per_second(
+    model, forward, steps: int, batch: int, window: int, dtype: torch.dtype | None = None
+) -> float:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     events = torch.randint(0, model.config.event_dim, (window, batch))
     controls = torch.rand(window, batch, model.config.control_dim)
@@ -42,8 +46,9 @@ def events_per_second(model, forward, steps: int, batch: int, window: int) -> fl
     for _ in range(steps + 1):  # the first step warms up
         start = time.perf_counter()
         init = torch.randn(batch, model.config.init_dim)
-        logits = forward(model, init, events, controls)
-        loss = F.cross_entropy(logits.flatten(0, 1), events.flatten())
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            logits = forward(model, init, events, controls)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), events.flatten())
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -58,19 +63,24 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--window-size", type=int, default=200)
     args = parser.parse_args()
+    keep_freed_memory()  # as train.py does
     torch.manual_seed(0)
     model = PerformanceRNN.from_config(ModelConfig()).train()
     shape = (args.steps, args.batch_size, args.window_size)
-    ours = events_per_second(model, lambda m, *a: m(*a), *shape)
+    dtype = autocast_dtype(torch.device("cpu"))
+    ours = events_per_second(model, lambda m, *a: m(*a), *shape, dtype)
+    ours_fp32 = events_per_second(model, lambda m, *a: m(*a), *shape)
     theirs = events_per_second(model, original_logits, *shape)
     print(
         f"command: python bench/train_speed.py --steps {args.steps} "
         f"--batch-size {args.batch_size} --window-size {args.window_size}"
     )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, default model 3x512")
-    print(f"amadeus whole-window {ours:10,.0f} events/s")
-    print(f"original step loop   {theirs:10,.0f} events/s")
-    print(f"speed-up {ours / theirs:.2f}x")
+    precision = "bf16 (AMX)" if dtype else "fp32 (no AMX)"
+    print(f"amadeus, as train.py {ours:10,.0f} events/s  {precision}")
+    print(f"amadeus, fp32        {ours_fp32:10,.0f} events/s")
+    print(f"original step loop   {theirs:10,.0f} events/s  fp32")
+    print(f"speed-up {ours / theirs:.2f}x as train.py, {ours_fp32 / theirs:.2f}x in fp32")
 
 
 if __name__ == "__main__":

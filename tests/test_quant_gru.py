@@ -108,3 +108,15 @@ def test_hooks_see_every_gate_module():
     add = stats["cells.0.eltwiseadd_gate"]
     assert set(add.inputs) == {0, 1} and add.output.ran
     assert stats["cells.0.act_n"].output.max <= 1
+
+
+@pytest.mark.parametrize("activation", [torch.sigmoid, torch.tanh])
+def test_fp16_activations_are_fp32_ones_rounded(activation):
+    """Int8Stepper applies sigmoid and tanh to fp16 tensors, standing for the scheme's fp32
+    activations whose results the next fp16 op rounds: true for every finite fp16 value."""
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.float16)
+    every = every[torch.isfinite(every)]
+    for values in (every, every[:37]):  # vectorised and scalar tails
+        direct = activation(values)
+        rounded = activation(values.float()).half()
+        assert torch.equal(direct.view(torch.int16), rounded.view(torch.int16))
