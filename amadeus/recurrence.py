@@ -27,13 +27,6 @@ def gru_layer(
     return _GRULayer.apply(x, h0, *weights, dtype)
 
 
-def _low(t: Tensor, dtype: torch.dtype, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-    """A float32 buffer and its `dtype` twin for the products (the same tensor in float32)."""
-    low = t.new_empty(shape, dtype=dtype) if dtype != torch.float32 else None
-    high = t.new_empty(shape, dtype=torch.float32)
-    return high, high if low is None else low
-
-
 class _GRULayer(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -52,7 +45,9 @@ class _GRULayer(torch.autograd.Function):
         x_low = x.reshape(steps * batch, -1).to(dtype)
         gates_x = torch.addmm(b_ih.to(dtype), x_low, w_ih.to(dtype).T).view(steps, batch, 3 * H)
         w_hh_t, b_hh_low = w_hh.to(dtype).T, b_hh.to(dtype)
-        states, states_low = _low(x, dtype, (steps + 1, batch, H))  # h_0 ... h_T
+        states = x.new_empty(steps + 1, batch, H, dtype=torch.float32)  # h_0 ... h_T
+        # The states again in `dtype`, for the products (the same tensor in float32).
+        states_low = states if dtype == torch.float32 else torch.empty_like(states, dtype=dtype)
         states[0] = h0
         states_low[0] = h0
         gates_h = x.new_empty(steps, batch, 3 * H, dtype=dtype)  # h_{t-1} @ w_hh.T + b_hh

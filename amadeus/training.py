@@ -100,12 +100,13 @@ class Run:
     seed: int
     rank: int = 0
     world_size: int = 1
+    autocast: torch.dtype | None = None  # products' type in training steps; None: float32
 
 
 def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
     """Checks every input before anything is written: session, data, flags."""
     device = resolve_device(options.device)
-    autocast_dtype(device, options.precision)  # a bad --precision fails before anything runs
+    autocast = autocast_dtype(device, options.precision)  # a bad --precision fails here
     keep_freed_memory()
     session = Session.load(options.session) if options.session.exists() else None
     train_pieces, val_pieces, codec_name = load_split(
@@ -160,6 +161,7 @@ def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
         seed,
         rank,
         world_size,
+        autocast,
     )
 
 
@@ -191,8 +193,7 @@ def to_tensors(run: Run, events: np.ndarray, compact: np.ndarray, rng: np.random
 def loss_of(
     run: Run, events: torch.Tensor, controls, init: torch.Tensor, generator
 ) -> torch.Tensor:
-    dtype = autocast_dtype(run.device, run.options.precision)
-    with torch.autocast(run.device.type, dtype=dtype, enabled=dtype is not None):
+    with torch.autocast(run.device.type, dtype=run.autocast, enabled=run.autocast is not None):
         logits = run.net(init, events, controls, run.options.teacher_forcing_ratio, generator)
     return F.cross_entropy(logits.float().flatten(0, 1), events.flatten())
 
