@@ -112,7 +112,7 @@ def test_hooks_see_every_gate_module():
 
 @pytest.mark.parametrize("activation", [torch.sigmoid, torch.tanh])
 def test_fp16_activations_are_fp32_ones_rounded(activation):
-    """Int8Stepper applies sigmoid and tanh to fp16 tensors, standing for the scheme's fp32
+    """the int8 stepper applies sigmoid and tanh to fp16 tensors, standing for the scheme's fp32
     activations whose results the next fp16 op rounds: true for every finite fp16 value."""
     every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.float16)
     every = every[torch.isfinite(every)]

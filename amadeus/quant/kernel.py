@@ -1,6 +1,6 @@
 """The int8 GEMM, behind one small interface so that it can be replaced.
 
-`prepack` turns one int8 Linear (Distiller's signed convention, see `linear.py`) into a callable
+`prepack` turns one int8 Linear (Distiller's signed convention, see `linear.py`) into a module
 float [*, K] -> float [*, N] that quantizes the input, multiplies in int8 with int32 accumulation,
 adds the int32 bias, requantizes the output to 8 bits and dequantizes it: Distiller's range-linear
 Linear, exactly.
@@ -22,6 +22,11 @@ The quantized-tensor API behind fbgemm is deprecated in torch 2.13 and warns onc
 on the first quantized tensor made. Packing makes one under a filter for that warning alone, which
 spends it: products then need no filter (a filter costs 4 us a call). A test runs a fresh
 interpreter with -W error to hold torch to that.
+
+Both kernels are TorchScript-able modules, so the int8 stepper can run a whole step as one
+script: called from Python, fbgemm's op costs 13 us of argument handling (torch looks up
+`__torch_function__` on the packed weight and its C++ getattr throws), against under 1 us from
+TorchScript.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 FBGEMM = "fbgemm" in torch.backends.quantized.supported_engines
 _DEPRECATION = r"torch\.quantize_per_tensor, torch\.quantize_per_channel and other quantized tensor"
@@ -56,7 +61,7 @@ def _engine(name: str) -> Iterator[None]:
         torch.backends.quantized.engine = previous
 
 
-class ReferenceGemm:
+class ReferenceGemm(nn.Module):
     """Distiller's arithmetic spelled out: int8 in, int32 accumulate, int8 out, float back."""
 
     def __init__(
@@ -70,24 +75,22 @@ class ReferenceGemm:
         out_scale: float,
         out_zp: int,
     ) -> None:
-        self.device = weight.device
+        super().__init__()
         self.weight_t = (weight.double() + w_zero_point.double()[:, None]).T  # [K, N], q + zp
         self.bias = bias.double()  # [N], int32 values
         self.in_scale, self.in_zp = in_scale, in_zp
         self.out_scale, self.out_zp = out_scale, out_zp
         self.requant = out_scale / (in_scale * w_scale.double())  # [N]
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         q = (x.double() * self.in_scale - self.in_zp).round_().clamp_(-128, 127)
         acc = (q + self.in_zp) @ self.weight_t + self.bias  # [*, N], exact integers
         y = (acc * self.requant - self.out_zp).round_().clamp_(-128, 127)
         return ((y + self.out_zp) / self.out_scale).to(x.dtype)
 
 
-class FbgemmGemm:
+class FbgemmGemm(nn.Module):
     """The same product through fbgemm's prepacked int8 kernel (CPU only)."""
-
-    device = torch.device("cpu")
 
     def __init__(
         self,
@@ -100,6 +103,7 @@ class FbgemmGemm:
         out_scale: float,
         out_zp: int,
     ) -> None:
+        super().__init__()
         w_scale = w_scale.double()
         with _quiet(), _engine("fbgemm"):
             qweight = torch._make_per_channel_quantized_tensor(
@@ -110,7 +114,7 @@ class FbgemmGemm:
         self.in_scale, self.in_zp = 1.0 / in_scale, 128 - in_zp
         self.out_scale, self.out_zp = 1.0 / out_scale, 128 - out_zp
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         q = torch.quantize_per_tensor(x.float(), self.in_scale, self.in_zp, torch.quint8)
         y = torch.ops.quantized.linear(q, self.packed, self.out_scale, self.out_zp)
         return y.dequantize().to(x.dtype)

@@ -81,8 +81,10 @@ class Int8Linear(nn.Module):
         self.register_buffer(
             "act_params", torch.tensor([*in_params, *out_params], dtype=torch.double)
         )
-        self._gemm = None  # the kernel's packed form, built on first use for the input's device
-        self.register_load_state_dict_post_hook(_forget_gemm)
+        # The kernel's packed forms, built on first use per device: kept in a dict, out of the
+        # module tree, as derived data that state_dict, copies and pickles leave out.
+        self._packed: dict[torch.device, nn.Module] = {}
+        self.register_load_state_dict_post_hook(_forget_packed)
 
     @classmethod
     def from_float(
@@ -107,9 +109,10 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x [*, K] -> [*, N] float32."""
-        if self._gemm is None or self._gemm.device != x.device:
-            self._gemm = self.pack(x.device)
-        return self._gemm(x)
+        gemm = self._packed.get(x.device)
+        if gemm is None:
+            gemm = self._packed[x.device] = self.pack(x.device)
+        return gemm(x)
 
     def pack(
         self, device: torch.device | str = "cpu", backend: str | None = None
@@ -119,16 +122,15 @@ class Int8Linear(nn.Module):
         return kernel.prepack(*tensors, self.in_params, self.out_params, device, backend)
 
     def __getstate__(self) -> dict:
-        # The packed weight is derived data: copies and pickles rebuild it on first use.
-        return {**self.__dict__, "_gemm": None}
+        return {**self.__dict__, "_packed": {}}
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
-def _forget_gemm(module: Int8Linear, _incompatible_keys) -> None:
-    """load_state_dict writes new values into the buffers: the packed form is stale."""
-    module._gemm = None
+def _forget_packed(module: Int8Linear, _incompatible_keys) -> None:
+    """load_state_dict writes new values into the buffers: the packed forms are stale."""
+    module._packed.clear()
 
 
 class Int8Embedding(nn.Module):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -19,6 +18,7 @@ from amadeus.model import ModelConfig, PerformanceRNN
 from amadeus.quant.gru import DecomposedGRU
 from amadeus.quant.linear import Int8Embedding, Int8Linear
 from amadeus.quant.stats import Stats, StatsCollector
+from amadeus.quant.stepper import Int8Stepper
 
 Range = tuple[float, float]
 UNCLIPPED = ("output_fc",)  # outputs quantized over their whole range, not AVG-clipped
@@ -115,67 +115,3 @@ def _ranges(stats: Stats, name: str, linear: nn.Linear) -> tuple[Range, Range]:
     # likeliest events (+9% perplexity on Bach). Distiller's --qe-no-clip-layers does the same.
     out_range = (record_out.min, record_out.max) if name in UNCLIPPED else record_out.avg_range
     return record_in.avg_range, out_range
-
-
-class Int8Stepper:
-    """`Int8PerformanceRNN.step` for generation (see `amadeus.generation`), bit for bit, at a
-    fraction of the per-step cost: kernels called directly, each gate's fp16 arithmetic on
-    tensors converted once, and without controls the token-only path up to the first layer's
-    input gates looked up in a [V, 3H] table. Hidden state: [B, L*H] float32, layer 0 first."""
-
-    def __init__(self, model: Int8PerformanceRNN, device: torch.device | str = "cpu") -> None:
-        self.model = model.to(device).eval()
-        self.device = torch.device(device)
-        c = model.config
-        self.start_token, self.event_dim = model.start_token, c.event_dim
-        self.layers, self.hidden_dim = c.gru_layers, c.hidden_dim
-        cells = model.gru.cells
-        self.gates_x = [cell.fc_gate_x.pack(device) for cell in cells]
-        self.gates_h = [cell.fc_gate_h.pack(device) for cell in cells]
-        self.concat = model.concat_input_fc.pack(device)
-        self.output = model.output_fc.pack(device)
-        with torch.inference_mode():
-            tokens = torch.arange(c.event_dim, device=device)
-            self.embedded = model.event_embedding(tokens)  # [V, V], every row dequantized
-            uncontrolled = model.embed_inputs(tokens[None])[0]  # [V, H]
-            self.uncontrolled = self.gates_x[0](uncontrolled).half()  # [V, 3H]
-
-    @torch.inference_mode()
-    def initial(self, init: np.ndarray) -> Tensor:
-        hidden = self.model.init_to_hidden(torch.as_tensor(init, device=self.device))  # [L, B, H]
-        return hidden.transpose(0, 1).reshape(len(init), -1)  # [B, L*H]
-
-    @torch.inference_mode()
-    def step(
-        self, events: np.ndarray, hidden: Tensor, control: np.ndarray | None = None
-    ) -> tuple[np.ndarray, Tensor]:
-        events = torch.as_tensor(events, device=self.device)
-        if control is None:
-            gates_x = self.uncontrolled[events]  # [B, 3H]
-        else:  # `embed_inputs` with its "no control" flag 0
-            control = torch.as_tensor(control, dtype=torch.float32, device=self.device)
-            flag = control.new_zeros(len(control), 1)
-            x = self.concat(torch.cat([self.embedded[events], flag, control], 1))  # [B, H]
-            gates_x = self.gates_x[0](self.model.concat_input_fc_activation(x))
-        H = self.hidden_dim
-        new = torch.empty_like(hidden)  # [B, L*H]
-        for layer in range(self.layers):
-            if layer:
-                gates_x = self.gates_x[layer](new[:, (layer - 1) * H : layer * H])
-            h = hidden[:, layer * H : (layer + 1) * H]
-            new[:, layer * H : (layer + 1) * H] = self._cell(gates_x, self.gates_h[layer](h), h)
-        return self.output(new).cpu().numpy(), new
-
-    def _cell(self, gates_x: Tensor, gates_h: Tensor, h: Tensor) -> Tensor:
-        """`GRUCell.update` with fp16 element-wise ops: gates [B, 3H], h [B, H] -> h' (fp16).
-        Sigmoid and tanh take the fp16 sums as they are: torch computes them in fp32 and rounds
-        to fp16, which the next fp16 op would do anyway (the same bits for every fp16 input,
-        tested), so the fp32 activations of the scheme cost no conversions."""
-        H = self.hidden_dim
-        gx, gh = gates_x.half(), gates_h.half()
-        rz = torch.sigmoid(gx[:, : 2 * H] + gh[:, : 2 * H])  # [B, 2H]
-        n = torch.tanh(gx[:, 2 * H :] + rz[:, :H] * gh[:, 2 * H :])
-        return n + rz[:, H:] * (h.half() - n)
-
-    def take(self, hidden: Tensor, rows: np.ndarray) -> Tensor:
-        return hidden[torch.as_tensor(rows, device=self.device)]
