@@ -3,9 +3,11 @@
 Autograd through nn.GRU's CPU recurrence records every step: its backward pass makes a weight
 gradient per step ([3H, B] x [B, H], a poor shape) and adds it into a [3H, H] buffer, 600 times a
 window for three layers. Here only what truly runs in sequence runs per step (the recurrent
-product and the gate arithmetic). The input projection, both weight gradients and the input
-gradient are each one product over all T*B rows, and the gate derivatives for all steps are
-computed at once from what the forward pass kept.
+product and the gate arithmetic, forward and back). The input projection, both weight gradients
+and the input gradient are each one product over all T*B rows. On the CPU the element-wise work
+costs memory traffic more than arithmetic, so each backward step reads only its own slices of what
+the forward pass kept and works in small buffers that stay in cache, rather than sweeping
+whole-window tensors many times.
 
 Products run in `dtype`: bfloat16 runs on AMX where the CPU has it, about 4x float32 here. The
 gates, the hidden state, the gradients flowing back through time and every sum over steps stay in
@@ -41,72 +43,92 @@ class _GRULayer(torch.autograd.Function):
     ) -> Tensor:
         steps, batch, _ = x.shape
         H = w_hh.shape[1]
-        # b_hh goes with the recurrent product: n needs it inside its product with r.
+        # r and z take both biases in the input projection; n's hidden bias stays inside
+        # r * (W_hn h + b_hn), added in float32 (a bias in the per-step product costs 25 us).
+        bias_x = torch.cat([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :]]).to(dtype)
         x_low = x.reshape(steps * batch, -1).to(dtype)
-        gates_x = torch.addmm(b_ih.to(dtype), x_low, w_ih.to(dtype).T).view(steps, batch, 3 * H)
-        w_hh_t, b_hh_low = w_hh.to(dtype).T, b_hh.to(dtype)
+        gates_x = torch.addmm(bias_x, x_low, w_ih.to(dtype).T).view(steps, batch, 3 * H)
+        w_hh_t, b_hn = w_hh.to(dtype).T, b_hh[2 * H :].float()
         states = x.new_empty(steps + 1, batch, H, dtype=torch.float32)  # h_0 ... h_T
         # The states again in `dtype`, for the products (the same tensor in float32).
         states_low = states if dtype == torch.float32 else torch.empty_like(states, dtype=dtype)
         states[0] = h0
         states_low[0] = h0
-        gates_h = x.new_empty(steps, batch, 3 * H, dtype=dtype)  # h_{t-1} @ w_hh.T + b_hh
+        gates_h = x.new_empty(batch, 3 * H, dtype=dtype)  # h_{t-1} @ w_hh.T, one step's
+        hn = x.new_empty(steps, batch, H, dtype=torch.float32)  # W_hn h_{t-1} + b_hn
         rz = x.new_empty(steps, batch, 2 * H, dtype=torch.float32)
         n = x.new_empty(steps, batch, H, dtype=torch.float32)
         for t in range(steps):
-            gh = torch.addmm(b_hh_low, states_low[t], w_hh_t, out=gates_h[t])
+            gh = torch.mm(states_low[t], w_hh_t, out=gates_h)
             torch.add(gates_x[t, :, : 2 * H], gh[:, : 2 * H], out=rz[t]).sigmoid_()
-            torch.addcmul(gates_x[t, :, 2 * H :], rz[t, :, :H], gh[:, 2 * H :], out=n[t]).tanh_()
+            torch.add(gh[:, 2 * H :], b_hn, out=hn[t])
+            torch.addcmul(gates_x[t, :, 2 * H :], rz[t, :, :H], hn[t], out=n[t]).tanh_()
             torch.lerp(n[t], states[t], rz[t, :, H:], out=states[t + 1])  # (1 - z) n + z h
             if states_low is not states:
                 states_low[t + 1] = states[t + 1]
         ctx.dtype, ctx.x_dtype = dtype, x.dtype
-        ctx.save_for_backward(x_low, w_ih, w_hh, rz, n, gates_h, states, states_low)
+        ctx.save_for_backward(x_low, w_ih, w_hh, rz, n, hn, states, states_low)
         return states[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        x_low, w_ih, w_hh, rz, n, gates_h, states, states_low = ctx.saved_tensors
+        x_low, w_ih, w_hh, rz, n, hn, states, states_low = ctx.saved_tensors
         dtype = ctx.dtype
         steps, batch, H = n.shape
-        hn = gates_h[..., 2 * H :].float()
-        r, z = rz[..., :H], rz[..., H:]
-        # How a unit of gradient on h_t reaches each pre-activation of step t.
-        to_n = torch.addcmul(torch.ones_like(n), n, n, value=-1).mul_(1 - z)
-        coef = n.new_empty(steps, batch, 3 * H)
-        torch.mul(to_n, hn, out=coef[..., :H]).mul_(r).mul_(1 - r)  # r
-        torch.sub(states[:-1], n, out=coef[..., H : 2 * H]).mul_(z).mul_(1 - z)  # z
-        torch.mul(to_n, r, out=coef[..., 2 * H :])  # the recurrent n-gate product
         w_hh_low = w_hh.to(dtype)
-        grad_h = grad_out.float().clone()  # becomes the whole gradient of each h_t
-        grad_gh = n.new_empty(steps, batch, 3 * H, dtype=dtype)  # of each recurrent product
-        wide = n.new_empty(batch, 3, H)  # one step's, in float32: hot in cache
+        grad_out = grad_out.float()
+        # Per step, the gradients of the pre-activations, in `dtype` for the products:
+        # [r | z | n's recurrent product | n's input projection].
+        grads = n.new_empty(steps, batch, 4 * H, dtype=dtype)
+        # One step's work in float32 buffers used again every step: hot in cache. Step t reads
+        # only its own slices of what the forward pass kept.
+        wide, scratch = n.new_empty(batch, 4 * H), n.new_empty(3, batch, H)
+        grad_r, grad_z, grad_hn, grad_nx = wide.view(batch, 4, H).unbind(1)
+        g, g_next, square = scratch.unbind(0)
+        g.copy_(grad_out[-1])  # the whole gradient of h_t: its own plus what step t+1 carries
+        sums = n.new_zeros(4 * H)  # over steps and rows, for the biases: float32 throughout
         for t in range(steps - 1, -1, -1):
-            torch.mul(coef[t].view(batch, 3, H), grad_h[t, :, None], out=wide)
-            grad_gh[t] = wide.view(batch, 3 * H)
-            carried = torch.mm(grad_gh[t], w_hh_low)
+            r, z, n_t = rz[t, :, :H], rz[t, :, H:], n[t]
+            torch.addcmul(g, g, z, value=-1, out=grad_nx)  # g (1 - z)
+            torch.mul(n_t, n_t, out=square)
+            grad_nx.addcmul_(grad_nx, square, value=-1)  # tanh': (1 - n^2)
+            torch.mul(grad_nx, r, out=grad_hn)
+            torch.mul(grad_hn, hn[t], out=grad_r)
+            grad_r.addcmul_(grad_r, r, value=-1)  # sigmoid': r (1 - r)
+            torch.sub(states[t], n_t, out=grad_z).mul_(g)  # h' = n + z (h - n)
+            torch.addcmul(z, z, z, value=-1, out=square)
+            grad_z.mul_(square)
+            grads[t] = wide
+            sums += wide.sum(0)
+            carried = torch.mm(grads[t, :, : 3 * H], w_hh_low)
+            torch.addcmul(carried.float(), g, z, out=g_next)  # the gradient of h_{t-1}
             if t:
-                grad_h[t - 1].add_(carried).addcmul_(grad_h[t], z[t])
-        grad_h0 = torch.addcmul(carried.float(), grad_h[0], z[0])
-        grad_n_x = grad_h.mul_(to_n)  # the input projection's n gate; r and z as above
-        grad_gx = grad_gh.clone()
-        grad_gx[..., 2 * H :] = grad_n_x
-        flat_gx = grad_gx.view(-1, 3 * H)
-        flat_gh = grad_gh.view(-1, 3 * H)
-        grad_b_hh = flat_gh.sum(0, dtype=torch.float32)
-        grad_b_ih = torch.cat([grad_b_hh[: 2 * H], grad_n_x.view(-1, H).sum(0)])
+                g_next += grad_out[t - 1]
+            g, g_next = g_next, g
+        grad_h0 = g.clone()
+        flat = grads.view(-1, 4 * H)
+        grad_b_hh, grad_b_ih = sums[: 3 * H], torch.cat([sums[: 2 * H], sums[3 * H :]])
+        # The input projection's gradients are [r | z | n input], the recurrent one's [r | z | n].
+        of_rz, of_recurrent, of_input_n = flat[:, : 2 * H], flat[:, : 3 * H], flat[:, 3 * H :]
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.mm(flat_gx, w_ih.to(dtype)).view(steps, batch, -1).to(ctx.x_dtype)
-        grad_w_ih = torch.mm(flat_gx.T, x_low).float()
-        grad_w_hh = torch.mm(flat_gh.T, states_low[:-1].reshape(-1, H)).float()
+            w_ih_low = w_ih.to(dtype)
+            grad_x = torch.mm(of_input_n, w_ih_low[2 * H :]).addmm_(of_rz, w_ih_low[: 2 * H])
+            grad_x = grad_x.view(steps, batch, -1).to(ctx.x_dtype)
+        grad_w_ih = torch.cat([torch.mm(of_rz.T, x_low), torch.mm(of_input_n.T, x_low)]).float()
+        grad_w_hh = torch.mm(of_recurrent.T, states_low[:-1].reshape(-1, H)).float()
         return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None
 
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """F.dropout, with its mask drawn by `rand_like` (about 3x faster than bernoulli on CPU)."""
+    """F.dropout with p rounded to a multiple of 1/65536, its mask made of 16-bit pieces of 64-bit
+    random integers: torch's CPU generator makes them about 4x faster than rand_like's floats."""
     if not training or p == 0:
         return x
-    keep = torch.rand_like(x, dtype=torch.float32) >= p
-    return x * keep.to(x.dtype).mul_(1 / (1 - p))
+    count = x.numel()
+    words = x.new_empty((count + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    pieces = words.view(torch.int16)[:count].view(x.shape)  # uniform in [-32768, 32767]
+    dropped = min(round(p * 65536), 65535)
+    keep = pieces >= dropped - 32768  # probability (65536 - dropped) / 65536
+    return x * keep.to(x.dtype).mul_(65536 / (65536 - dropped))
