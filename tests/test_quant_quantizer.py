@@ -1,5 +1,6 @@
 """Float model + statistics -> int8 model: calibration, accuracy against fp32, files, bad stats."""
 
+import copy
 import io
 import re
 import subprocess
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 
 from amadeus.errors import StatsError
 from amadeus.model import PerformanceRNN
+from amadeus.quant import kernel
 from amadeus.quant.linear import Int8Embedding, Int8Linear
 from amadeus.quant.quantizer import (
     calibrate,
@@ -186,9 +188,13 @@ def test_stats_missing_a_module(tmp_path):
         quantize(model, stats)
 
 
-def test_stepper_is_the_model_step_bit_for_bit(trained):
+@pytest.mark.parametrize("fbgemm", [True, False])  # False: the reference kernel, as on CUDA
+def test_stepper_is_the_model_step_bit_for_bit(trained, fbgemm, monkeypatch):
     _, _, int8, (init, events, controls) = trained
+    monkeypatch.setattr(kernel, "FBGEMM", fbgemm and kernel.FBGEMM)
+    int8 = copy.deepcopy(int8)  # the copy packs its layers afresh, for the same kernel
     stepper = int8.stepper("cpu")
+    assert stepper.script.output.original_name == ("FbgemmGemm" if fbgemm else "ReferenceGemm")
     assert (stepper.start_token, stepper.event_dim) == (V - 1, V)
     hidden = stepper.initial(init[:3].numpy())
     want_hidden = int8.init_to_hidden(init[:3])  # [L, B, H]
