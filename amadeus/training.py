@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from amadeus import controls as ctl
+from amadeus.atomic import writable_folder
 from amadeus.codec import EventCodec
 from amadeus.dataset import Windows
 from amadeus.device import autocast_dtype, keep_freed_memory, resolve_device
@@ -108,6 +109,7 @@ def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
     device = resolve_device(options.device)
     autocast = autocast_dtype(device, options.precision)  # a bad --precision fails here
     keep_freed_memory()
+    writable_folder(options.session.parent)  # a run must not learn for hours, then fail to save
     session = Session.load(options.session) if options.session.exists() else None
     train_pieces, val_pieces, codec_name = load_split(
         options.dataset, options.val_fraction, session.codec if session else None

@@ -108,13 +108,15 @@ def test_bad_inputs_exit_2_and_overwrite_nothing(tmp_path):
     magenta = make_dataset(tmp_path / "magenta", codec="magenta")
     (tmp_path / "empty").mkdir()
     common = ["-b", "4", "-w", "32", "--max-steps", "1", "--device", "cpu", "--quiet"]
-    sess = tmp_path / "m.sess"
+    sess = tmp_path / "save" / "m.sess"  # a missing folder is made
     assert (
         run_cli("-s", sess, "-d", data, "-p", "hidden_dim=24,gru_layers=1", *common).returncode == 0
     )
     before = sess.read_bytes()
     corrupt = tmp_path / "corrupt.sess"
     corrupt.write_bytes(b"\x80\x02garbage")
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
 
     cases = [
         (["-s", sess, "-d", tmp_path / "missing"], "does not exist"),
@@ -124,6 +126,7 @@ def test_bad_inputs_exit_2_and_overwrite_nothing(tmp_path):
         (["-s", tmp_path / "new.sess", "-d", data, "-p", "hidden=3"], "-p 'hidden=3'"),
         (["-s", tmp_path / "new.sess", "-d", data, "-p", "hidden_dim=big"], "not a int"),
         (["-s", corrupt, "-d", data], "corrupt.sess"),
+        (["-s", not_a_folder / "m.sess", "-d", data], "file: cannot create output folder"),
     ]
     for args, message in cases:
         result = run_cli(*common, *args)
