@@ -13,7 +13,7 @@ from fresh_python import assert_warns_nobody
 
 from amadeus.errors import StatsError
 from amadeus.model import PerformanceRNN
-from amadeus.quant import kernel
+from amadeus.quant import kernel, native
 from amadeus.quant.linear import Int8Embedding, Int8Linear
 from amadeus.quant.quantizer import (
     calibrate,
@@ -23,6 +23,7 @@ from amadeus.quant.quantizer import (
     split,
 )
 from amadeus.quant.stats import load_stats
+from amadeus.quant.stepper import Int8Stepper
 
 FIXTURE = (
     Path(__file__).resolve().parents[1] / "../shared/fixtures/distiller_stats_performance_rnn.yaml"
@@ -187,13 +188,18 @@ def test_stats_missing_a_module(tmp_path):
         quantize(model, stats)
 
 
-@pytest.mark.parametrize("fbgemm", [True, False])  # False: the reference kernel, as on CUDA
-def test_stepper_is_the_model_step_bit_for_bit(trained, fbgemm, monkeypatch):
+# fbgemm False: the reference kernel, as on CUDA; compiled: native's fp16 cell
+@pytest.mark.parametrize("fbgemm, compiled", [(True, True), (True, False), (False, False)])
+def test_stepper_is_the_model_step_bit_for_bit(trained, fbgemm, compiled, monkeypatch):
+    if compiled and not native.available():
+        pytest.skip("the compiled cell needs torch's AVX512 kernels and a C++ compiler")
     _, _, int8, (init, events, controls) = trained
     monkeypatch.setattr(kernel, "FBGEMM", fbgemm and kernel.FBGEMM)
     int8 = copy.deepcopy(int8)  # the copy packs its layers afresh, for the same kernel
-    stepper = int8.stepper("cpu")
+    stepper = Int8Stepper(int8, "cpu", compiled)
     assert stepper.script.output.original_name == ("FbgemmGemm" if fbgemm else "ReferenceGemm")
+    cell = "CompiledCell" if compiled else "TorchCell"
+    assert [c.original_name for c in stepper.script.cells.children()] == [cell, cell]
     assert (stepper.start_token, stepper.event_dim) == (V - 1, V)
     hidden = stepper.initial(init[:3].numpy())
     want_hidden = int8.init_to_hidden(init[:3])  # [L, B, H]
@@ -208,6 +214,12 @@ def test_stepper_is_the_model_step_bit_for_bit(trained, fbgemm, monkeypatch):
         assert torch.equal(hidden, want_hidden)
     rows = np.array([2, 2, 0])
     assert torch.equal(stepper.take(hidden, rows), hidden[:, [2, 2, 0]])
+
+
+def test_compiled_cell_needs_fbgemm(trained, monkeypatch):
+    monkeypatch.setattr(kernel, "FBGEMM", False)
+    with pytest.raises(ValueError, match="needs fbgemm"):
+        Int8Stepper(copy.deepcopy(trained[2]), "cpu", compiled=True)
 
 
 def test_stepper_warns_nobody():

@@ -115,9 +115,12 @@ class FbgemmGemm(nn.Module):
         self.out_scale, self.out_zp = 1.0 / out_scale, 128 - out_zp
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.quantized(x).dequantize().to(x.dtype)
+
+    def quantized(self, x: Tensor) -> Tensor:
+        """The output before dequantization: a quint8 tensor (for `native`'s GRU cell)."""
         q = torch.quantize_per_tensor(x.float(), self.in_scale, self.in_zp, torch.quint8)
-        y = torch.ops.quantized.linear(q, self.packed, self.out_scale, self.out_zp)
-        return y.dequantize().to(x.dtype)
+        return torch.ops.quantized.linear(q, self.packed, self.out_scale, self.out_zp)
 
 
 def prepack(

@@ -1,0 +1,90 @@
+"""`gru_cell.cpp`, compiled on first use: the int8 stepper's fp16 GRU cell as one op.
+
+In TorchScript each of the cell's dozen torch calls costs a few microseconds, on cold caches
+(every step streams the int8 weights through them), which was more than half an int8 step at
+batch 8. The op does the same arithmetic, bit for bit, in one pass.
+
+It is built with the C++ compiler (`$CXX`, else `c++`) against torch's own headers, in about five
+seconds, into `$XDG_CACHE_HOME/amadeus` (else ~/.cache/amadeus), keyed by the source, the flags
+and torch's version, and reused from then on. Only where torch runs its AVX512 kernels: the op
+calls the same vector functions for sigmoid and tanh, which is what makes it exact. Anywhere else,
+with no compiler, or with AMADEUS_NATIVE=0, the stepper keeps the TorchScript cell.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import torch
+from torch.utils import cpp_extension
+
+from amadeus.atomic import replacing
+
+SOURCE = Path(__file__).with_name("gru_cell.cpp")
+ABI = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"  # as torch was built
+FLAGS = ["-O2", "-std=c++20", "-shared", "-fPIC", "-mavx512f", "-mavx512bw", "-mavx512vl",
+         "-mavx512dq", "-mf16c", "-mfma", ABI]  # fmt: skip
+BUILD_SECONDS = 300
+
+
+def cache_folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "amadeus"
+
+
+@functools.cache
+def available() -> bool:
+    """Whether torch.ops.amadeus.gru_cell_fp16 is loaded (building it first if need be)."""
+    if os.environ.get("AMADEUS_NATIVE", "1") == "0":
+        return False
+    if torch.backends.cpu.get_cpu_capability() != "AVX512":
+        return False
+    path = compiler()
+    if path is None:
+        return False
+    try:
+        torch.ops.load_library(str(_build(path)))
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        return False  # no usable compiler or cache: the TorchScript cell does the same work
+    return True
+
+
+def compiler() -> str | None:
+    return shutil.which(os.environ.get("CXX", "c++"))
+
+
+def _build(compiler: str) -> Path:
+    """The compiled library, from the cache when it holds this source built with these flags."""
+    key = hashlib.sha256(
+        "\0".join([SOURCE.read_text(), compiler, *FLAGS, torch.__version__]).encode()
+    ).hexdigest()[:16]
+    library = cache_folder() / f"gru_cell-{key}.so"
+    if library.exists():
+        return library
+    library.parent.mkdir(parents=True, exist_ok=True)
+    include = [f"-I{path}" for path in cpp_extension.include_paths()]
+    torch_lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    with replacing(library) as tmp:
+        subprocess.run(
+            [
+                compiler,
+                *FLAGS,
+                *include,
+                str(SOURCE),
+                "-o",
+                str(tmp),
+                f"-L{torch_lib}",
+                "-lc10",
+                "-ltorch_cpu",
+                f"-Wl,-rpath,{torch_lib}",
+            ],  # fmt: skip
+            check=True,
+            capture_output=True,
+            timeout=BUILD_SECONDS,
+        )
+    return library
