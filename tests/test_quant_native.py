@@ -35,18 +35,42 @@ def test_compiled_cell_is_fp16_cell_bit_for_bit(size, batch):
     h = (torch.rand(batch, size, generator=generator) * 2 - 1).half().float()
     want = fp16_cell(gates_x.dequantize(), gates_h.dequantize(), h, size).float()
     out = torch.full((batch, size), float("nan"))
-    torch.ops.amadeus.gru_cell_fp16(gates_x, gates_h, h, out)
+    torch.ops.amadeus.gru_cell_fp16(gates_x, gates_h, h, *native.tanh_table(), out)
     assert torch.equal(out, want)
 
 
 @needs_op
+def test_compiled_tanh_on_every_fp16_value():
+    """The n gates' codes one step either side of the zero point, at scale v: tanh's input is
+    exactly +-v, for every finite fp16 v (the hidden gates at 0)."""
+    size, generator = 16, torch.Generator().manual_seed(1)
+    values = torch.arange(1, 0x7C00, dtype=torch.int32).to(torch.int16).view(torch.float16)
+    rz = torch.randint(0, 256, (2 * size,), generator=generator)
+    codes = torch.cat([rz, torch.tensor([129] * 8 + [127] * 8)]).to(torch.uint8)[None]
+    gates_h = torch._make_per_tensor_quantized_tensor(torch.full_like(codes, 77), 0.05, 77)
+    h = (torch.rand(1, size, generator=generator) * 2 - 1).half().float()
+    table, start = native.tanh_table()
+    out = torch.empty(len(values), size)
+    for row, scale in enumerate(values.tolist()):
+        gates_x = torch._make_per_tensor_quantized_tensor(codes, scale, 128)
+        torch.ops.amadeus.gru_cell_fp16(gates_x, gates_h, h, table, start, out[row : row + 1])
+    gates_x = (codes.float() - 128) * values.float()[:, None]  # torch's dequantization
+    for rows in torch.arange(len(values)).split(256):  # in one thread: see native._fp16_tanh
+        want = fp16_cell(gates_x[rows], torch.zeros_like(gates_x[rows]), h, size)
+        assert torch.equal(out[rows], want.float())
+
+
+@needs_op
 def test_compiled_cell_refuses_wrong_shapes():
-    generator = torch.Generator().manual_seed(0)
-    gates = quint8((2, 12), 1.0, 0.1, 128, generator)
+    gates = quint8((2, 12), 1.0, 0.1, 128, torch.Generator().manual_seed(0))
+    table, start = native.tanh_table()
+    cell = torch.ops.amadeus.gru_cell_fp16
     with pytest.raises(RuntimeError, match="gates must be"):
-        torch.ops.amadeus.gru_cell_fp16(gates, gates, torch.zeros(2, 5), torch.zeros(2, 5))
+        cell(gates, gates, torch.zeros(2, 5), table, start, torch.zeros(2, 5))
     with pytest.raises(RuntimeError, match="h and out"):
-        torch.ops.amadeus.gru_cell_fp16(gates, gates, torch.zeros(2, 4), torch.zeros(2, 4).half())
+        cell(gates, gates, torch.zeros(2, 4), table, start, torch.zeros(2, 4).half())
+    with pytest.raises(RuntimeError, match="tanh_table"):
+        cell(gates, gates, torch.zeros(2, 4), table.float(), start, torch.zeros(2, 4))
 
 
 @pytest.mark.parametrize("env", [{"CXX": "false"}, {"AMADEUS_NATIVE": "0"}])

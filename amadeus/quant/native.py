@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from torch.utils import cpp_extension
 
 from amadeus.atomic import replacing
@@ -30,6 +31,7 @@ ABI = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"  # as t
 FLAGS = ["-O2", "-std=c++20", "-shared", "-fPIC", "-mavx512f", "-mavx512bw", "-mavx512vl",
          "-mavx512dq", "-mf16c", "-mfma", ABI]  # fmt: skip
 BUILD_SECONDS = 300
+ONE = 0x3C00  # fp16 bits of 1.0
 
 
 def cache_folder() -> Path:
@@ -52,6 +54,31 @@ def available() -> bool:
     except (OSError, RuntimeError, subprocess.SubprocessError):
         return False  # no usable compiler or cache: the TorchScript cell does the same work
     return True
+
+
+def tanh_table() -> tuple[Tensor, int]:
+    """(fp16 bits of tanh for magnitude bits from..., from) for the op's tanh: torch's tanh of
+    every fp16 value, rounded to fp16. Checked against all 65536 of them: odd, x itself below the
+    table, 1 above it (so only 7,485 entries, 15 KB, few enough to stay in cache)."""
+    bits = torch.arange(1 << 15, dtype=torch.int32).to(torch.int16)  # the positive halves
+    x = bits.view(torch.float16)
+    y, negative = _fp16_tanh(x), _fp16_tanh(-x)
+    finite = ~x.isnan()
+    if not torch.equal(negative[finite], y[finite] | -0x8000):  # tanh(-x) == -tanh(x), bitwise
+        raise RuntimeError("torch's fp16 tanh is not odd")
+    differs = (y != bits).nonzero()
+    start = int(differs[0]) if len(differs) else len(bits)
+    not_one = (finite & (y != ONE)).nonzero()
+    end = int(not_one[-1]) + 1
+    table = torch.cat([y[start:end], torch.tensor([ONE], dtype=torch.int16)])  # one to pad
+    return table, start
+
+
+def _fp16_tanh(x: Tensor) -> Tensor:
+    """torch's tanh of fp16 values as generation computes it, in one thread: in chunks smaller
+    than torch's parallel grain (the first parallel tanh of a process was seen to return values
+    5e-5 off in part of its second thread's share)."""
+    return torch.cat([torch.tanh(part.float()) for part in x.split(4096)]).half().view(torch.int16)
 
 
 def compiler() -> str | None:

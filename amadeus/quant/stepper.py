@@ -130,11 +130,16 @@ class TorchCell(nn.Module):
 class CompiledCell(TorchCell):
     """The same on fbgemm's quint8 gates, in `native`'s compiled op."""
 
+    def __init__(self, gate_x: nn.Module, gate_h: nn.Module) -> None:
+        super().__init__(gate_x, gate_h)
+        self.tanh_table, self.tanh_from = native.tanh_table()
+
     def input_gates(self, x: Tensor) -> Tensor:
         return self.gate_x.quantized(x)
 
     def forward(self, gates_x: Tensor, h: Tensor, out: Tensor) -> None:
-        torch.ops.amadeus.gru_cell_fp16(gates_x, self.gate_h.quantized(h), h, out)
+        gates_h = self.gate_h.quantized(h)
+        torch.ops.amadeus.gru_cell_fp16(gates_x, gates_h, h, self.tanh_table, self.tanh_from, out)
 
 
 def fp16_cell(gates_x: Tensor, gates_h: Tensor, h: Tensor, size: int) -> Tensor:
