@@ -6,7 +6,8 @@
 weights: the float session's model_state and the int8 state dict, as torch.save writes them.
 perplexity: quantize.py's measure (train.py's validation windows, zero init, the same for both).
 events/s: generation's sampling loop at batch 1, 8 and 64; fp32 on its fastest path (generation's
-stepper: numpy on the CPU), int8 on the int8 stepper; the best of R runs after a warm-up.
+stepper: numpy on the CPU), int8 on the int8 stepper (its fp16 GRU cell as a compiled op where
+amadeus.quant.native can build one, else as torch calls); the best of R runs after a warm-up.
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ def main() -> None:
     model = build_model(session).eval().to(device)
     int8 = quantize(model, load_stats(args.stats_file))
     c = session.config
+    cell = "compiled op" if getattr(int8.stepper(device), "compiled", False) else "torch calls"
     print(
         f"{c.gru_layers} x {c.hidden_dim}, step {session.step}, {device}, "
-        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs"
+        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, int8 GRU cell: {cell}"
     )
     print(f"{'':<20} {'fp32':>10} {'int8':>10} {'int8/fp32':>10}")
     sizes = [state_bytes(session.model_state) / 1e6, state_bytes(int8.state_dict()) / 1e6]
