@@ -7,8 +7,9 @@ batch 8. The op does the same arithmetic, bit for bit, in one pass.
 It is built with the C++ compiler (`$CXX`, else `c++`) against torch's own headers, in about five
 seconds, into `$XDG_CACHE_HOME/amadeus` (else ~/.cache/amadeus), keyed by the source, the flags
 and torch's version, and reused from then on. Only where torch runs its AVX512 kernels: the op
-calls the same vector functions for sigmoid and tanh, which is what makes it exact. Anywhere else,
-with no compiler, or with AMADEUS_NATIVE=0, the stepper keeps the TorchScript cell.
+computes sigmoid with the same vector exp as torch's, and tanh from a table of torch's own
+results, which is what makes it exact. Anywhere else, with no compiler, or with
+AMADEUS_NATIVE=0, the stepper keeps the TorchScript cell.
 """
 
 from __future__ import annotations
@@ -50,12 +51,14 @@ def available() -> bool:
     if path is None:
         return False
     try:
+        tanh_table()
         torch.ops.load_library(str(_build(path)))
     except (OSError, RuntimeError, subprocess.SubprocessError):
         return False  # no usable compiler or cache: the TorchScript cell does the same work
     return True
 
 
+@functools.cache
 def tanh_table() -> tuple[Tensor, int]:
     """(fp16 bits of tanh for magnitude bits from..., from) for the op's tanh: torch's tanh of
     every fp16 value, rounded to fp16. Checked against all 65536 of them: odd, x itself below the
@@ -82,6 +85,7 @@ def _fp16_tanh(x: Tensor) -> Tensor:
 
 
 def compiler() -> str | None:
+    """The C++ compiler's path, if there is one."""
     return shutil.which(os.environ.get("CXX", "c++"))
 
 
@@ -96,22 +100,10 @@ def _build(compiler: str) -> Path:
     library.parent.mkdir(parents=True, exist_ok=True)
     include = [f"-I{path}" for path in cpp_extension.include_paths()]
     torch_lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    command = [compiler, *FLAGS, *include, str(SOURCE), f"-L{torch_lib}", "-lc10", "-ltorch_cpu",
+               f"-Wl,-rpath,{torch_lib}"]  # fmt: skip
     with replacing(library) as tmp:
         subprocess.run(
-            [
-                compiler,
-                *FLAGS,
-                *include,
-                str(SOURCE),
-                "-o",
-                str(tmp),
-                f"-L{torch_lib}",
-                "-lc10",
-                "-ltorch_cpu",
-                f"-Wl,-rpath,{torch_lib}",
-            ],  # fmt: skip
-            check=True,
-            capture_output=True,
-            timeout=BUILD_SECONDS,
+            [*command, "-o", str(tmp)], check=True, capture_output=True, timeout=BUILD_SECONDS
         )
     return library
