@@ -87,7 +87,7 @@ def main() -> None:
     model = build_model(session).eval().to(device)
     int8 = quantize(model, load_stats(args.stats_file))
     c = session.config
-    cell = "compiled op" if getattr(int8.stepper(device), "compiled", False) else "torch calls"
+    cell = "compiled op" if int8.stepper(device).compiled else "torch calls"
     print(
         f"{c.gru_layers} x {c.hidden_dim}, step {session.step}, {device}, "
         f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, int8 GRU cell: {cell}"

@@ -13,8 +13,15 @@ from amadeus.quant import native
 from amadeus.quant.stepper import fp16_cell
 
 needs_op = pytest.mark.skipif(
-    not native.available(), reason="needs torch's AVX512 kernels and a C++ compiler"
+    not native.supported(), reason="needs torch's AVX512 kernels and a C++ compiler"
 )
+
+
+@pytest.fixture(autouse=True)
+def built():
+    """Where the op can be built it must be: a build that breaks fails here, not a skip."""
+    if native.supported():
+        assert native.available()
 
 
 def quint8(shape, spread: float, scale: float, zero_point: int, generator) -> torch.Tensor:
@@ -26,17 +33,42 @@ def quint8(shape, spread: float, scale: float, zero_point: int, generator) -> to
 
 @needs_op
 @pytest.mark.parametrize("size", [64, 24, 5])  # 24 and 5 end rows in a partial 16-lane vector
-@pytest.mark.parametrize("batch", [1, 3, 200])
+@pytest.mark.parametrize("batch", [1, 3, 31])  # n's [B, H] in one torch thread: see native
 def test_compiled_cell_is_fp16_cell_bit_for_bit(size, batch):
     generator = torch.Generator().manual_seed(size * 1000 + batch)
-    # gates over [-9, 9] and beyond: sigmoid and tanh from their flat tails to their slopes
-    gates_x = quint8((batch, 3 * size), 4.0, 0.07, 120, generator)
-    gates_h = quint8((batch, 3 * size), 6.0, 0.09, 135, generator)
-    h = (torch.rand(batch, size, generator=generator) * 2 - 1).half().float()
-    want = fp16_cell(gates_x.dequantize(), gates_h.dequantize(), h, size).float()
-    out = torch.full((batch, size), float("nan"))
+    for _ in range(10):
+        # gates over [-9, 9] and beyond: sigmoid and tanh from their flat tails to their slopes
+        gates_x = quint8((batch, 3 * size), 4.0, 0.07, 120, generator)
+        gates_h = quint8((batch, 3 * size), 6.0, 0.09, 135, generator)
+        h = torch.rand(batch, size, generator=generator) * 2 - 1  # the cell rounds it to fp16
+        want = fp16_cell(gates_x.dequantize(), gates_h.dequantize(), h, size).float()
+        out = torch.full((batch, size), float("nan"))
+        torch.ops.amadeus.gru_cell_fp16(gates_x, gates_h, h, *native.tanh_table(), out)
+        assert torch.equal(out, want)
+
+
+@needs_op
+def test_compiled_cell_keeps_inf_and_nan():
+    """At scale 600 the outer codes are past fp16's range (65504): inf, and inf - inf is NaN. As
+    in torch, a model gone wrong must not look finite."""
+    generator = torch.Generator().manual_seed(2)
+    codes_x = torch.randint(0, 256, (4, 48), generator=generator)
+    codes_h = torch.randint(0, 256, (4, 48), generator=generator)
+    codes_x[0, :16] = 255  # r = sigmoid(inf) = 1
+    codes_h[0, :16] = 128
+    codes_x[0, 32:40] = 255  # tanh's input: inf - inf = NaN in 4 columns, inf in 4
+    codes_h[0, 32:40] = torch.tensor([0] * 4 + [128] * 4)
+    gates_x, gates_h = (
+        torch._make_per_tensor_quantized_tensor(codes.to(torch.uint8), 600.0, 128)
+        for codes in (codes_x, codes_h)
+    )
+    h = torch.rand(4, 16, generator=generator)
+    want = fp16_cell(gates_x.dequantize(), gates_h.dequantize(), h, 16).float()
+    out = torch.empty(4, 16)
     torch.ops.amadeus.gru_cell_fp16(gates_x, gates_h, h, *native.tanh_table(), out)
-    assert torch.equal(out, want)
+    assert want[0, :4].isnan().all() and not want[0, 4:8].isnan().any()
+    assert torch.equal(out.isnan(), want.isnan())
+    assert torch.equal(out.nan_to_num(), want.nan_to_num())
 
 
 @needs_op
@@ -55,7 +87,7 @@ def test_compiled_tanh_on_every_fp16_value():
         gates_x = torch._make_per_tensor_quantized_tensor(codes, scale, 128)
         torch.ops.amadeus.gru_cell_fp16(gates_x, gates_h, h, table, start, out[row : row + 1])
     gates_x = (codes.float() - 128) * values.float()[:, None]  # torch's dequantization
-    for rows in torch.arange(len(values)).split(256):  # in one thread: see native._fp16_tanh
+    for rows in torch.arange(len(values)).split(64):  # in one thread: see native._fp16_tanh
         want = fp16_cell(gates_x[rows], torch.zeros_like(gates_x[rows]), h, size)
         assert torch.equal(out[rows], want.float())
 
@@ -73,31 +105,59 @@ def test_compiled_cell_refuses_wrong_shapes():
         cell(gates, gates, torch.zeros(2, 4), table.float(), start, torch.zeros(2, 4))
 
 
-@pytest.mark.parametrize("env", [{"CXX": "false"}, {"AMADEUS_NATIVE": "0"}])
-def test_no_compiler_keeps_the_torch_cell(tmp_path, env):
-    """A compiler that fails (or the switch off) leaves nothing behind and the stepper working."""
-    code = (
-        "import numpy as np, torch\n"
-        "from amadeus.model import PerformanceRNN\n"
-        "from amadeus.quant import native\n"
-        "from amadeus.quant.quantizer import calibrate, quantize\n"
-        "assert not native.available()\n"
-        "model = PerformanceRNN(40, 24, 8, hidden_dim=16, gru_layers=2).eval()\n"
-        "batch = (torch.randn(2, 8), torch.randint(0, 40, (5, 2)), None)\n"
-        "stepper = quantize(model, calibrate(model, [batch])).stepper()\n"
-        "assert not stepper.compiled\n"
-        "stepper.step(np.array([1, 2]), stepper.initial(np.zeros((2, 8), np.float32)))\n"
+FAILING_COMPILER = """#!/bin/sh
+# writes part of a library where -o says, then fails
+while [ $# -gt 0 ]; do [ "$1" = "-o" ] && echo partial > "$2"; shift; done
+echo "fatal error: no space left on device" >&2
+exit 1
+"""
+STEPPER_CODE = (
+    "import numpy as np, torch\n"
+    "from amadeus.model import PerformanceRNN\n"
+    "from amadeus.quant import native\n"
+    "from amadeus.quant.quantizer import calibrate, quantize\n"
+    "model = PerformanceRNN(40, 24, 8, hidden_dim=16, gru_layers=2).eval()\n"
+    "batch = (torch.randn(2, 8), torch.randint(0, 40, (5, 2)), None)\n"
+    "stepper = quantize(model, calibrate(model, [batch])).stepper()\n"
+    "stepper.step(np.array([1, 2]), stepper.initial(np.zeros((2, 8), np.float32)))\n"
+    "print(native.available(), stepper.compiled)\n"
+)
+
+
+def run_stepper(cache, **env) -> subprocess.CompletedProcess:
+    environment = dict(os.environ, XDG_CACHE_HOME=str(cache), **env)
+    return subprocess.run(
+        [sys.executable, "-c", STEPPER_CODE],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
     )
-    environment = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), **env)
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120
-    )
+
+
+@pytest.mark.parametrize("switch", ["0", "off"])
+def test_switched_off_keeps_the_torch_cell_quietly(tmp_path, switch):
+    result = run_stepper(tmp_path, AMADEUS_NATIVE=switch)
     assert result.returncode == 0, result.stderr
-    assert list(tmp_path.rglob("*")) in ([], [tmp_path / "amadeus"])  # no half-built library
+    assert result.stdout.split() == ["False", "False"] and result.stderr == ""
+    assert list(tmp_path.iterdir()) == []
 
 
 @needs_op
-def test_built_once_then_reused(tmp_path, monkeypatch):
+def test_failed_build_says_so_and_leaves_nothing(tmp_path):
+    compiler = tmp_path / "cc"
+    compiler.write_text(FAILING_COMPILER)
+    compiler.chmod(0o755)
+    result = run_stepper(tmp_path / "cache", CXX=str(compiler))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]  # the stepper runs on torch calls
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "no space left" in lines[0]
+    assert list((tmp_path / "cache" / "amadeus").iterdir()) == []  # no half-built library
+
+
+@needs_op
+def test_built_once_reused_and_rebuilt_when_broken(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     library = native._build(native.compiler())
     assert library.parent == tmp_path / "amadeus" and library.exists()
@@ -105,3 +165,7 @@ def test_built_once_then_reused(tmp_path, monkeypatch):
     assert native._build(native.compiler()) == library
     assert library.stat().st_mtime_ns == built
     assert [p.name for p in library.parent.iterdir()] == [library.name]
+    library.write_bytes(b"")  # as a crash might leave it
+    result = run_stepper(tmp_path)
+    assert result.stdout.split() == ["True", "True"] and result.stderr == ""
+    assert library.stat().st_size > 0

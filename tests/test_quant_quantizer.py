@@ -191,7 +191,7 @@ def test_stats_missing_a_module(tmp_path):
 # fbgemm False: the reference kernel, as on CUDA; compiled: native's fp16 cell
 @pytest.mark.parametrize("fbgemm, compiled", [(True, True), (True, False), (False, False)])
 def test_stepper_is_the_model_step_bit_for_bit(trained, fbgemm, compiled, monkeypatch):
-    if compiled and not native.available():
+    if compiled and not native.supported():
         pytest.skip("the compiled cell needs torch's AVX512 kernels and a C++ compiler")
     _, _, int8, (init, events, controls) = trained
     monkeypatch.setattr(kernel, "FBGEMM", fbgemm and kernel.FBGEMM)

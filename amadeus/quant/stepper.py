@@ -127,11 +127,12 @@ class TorchCell(nn.Module):
         out.copy_(fp16_cell(gates_x, self.gate_h(h), h, h.shape[1]))
 
 
-class CompiledCell(TorchCell):
+class CompiledCell(nn.Module):
     """The same on fbgemm's quint8 gates, in `native`'s compiled op."""
 
     def __init__(self, gate_x: nn.Module, gate_h: nn.Module) -> None:
-        super().__init__(gate_x, gate_h)
+        super().__init__()
+        self.gate_x, self.gate_h = gate_x, gate_h
         self.tanh_table, self.tanh_from = native.tanh_table()
 
     def input_gates(self, x: Tensor) -> Tensor:
