@@ -57,14 +57,15 @@ def available() -> bool:
 def _load() -> bool:
     if not supported():
         return False
+    command = compiler()
     try:
         tanh_table()
-        library = _build(compiler())
+        library = _build(command)
         try:
             torch.ops.load_library(str(library))
         except OSError:  # a cached file gone bad (say, emptied by a crash): build it again
             library.unlink(missing_ok=True)
-            torch.ops.load_library(str(_build(compiler())))
+            torch.ops.load_library(str(_build(command)))
     except subprocess.CalledProcessError as e:
         lines = (e.stderr or b"").decode(errors="replace").strip().splitlines() or ["no output"]
         _warn(f"{SOURCE}: build failed ({lines[-1][:200]})")
@@ -125,12 +126,10 @@ def cache_folder() -> Path:
 
 def _build(command: list[str]) -> Path:
     """The compiled library, from the cache when it holds this source built the same way."""
-    from torch.utils import cpp_extension  # imports setuptools: only when building
-
-    torch_lib = os.path.join(os.path.dirname(torch.__file__), "lib")
-    include = [f"-I{path}" for path in cpp_extension.include_paths()]
-    command = [*command, *FLAGS, *include, str(SOURCE), f"-L{torch_lib}", "-lc10", "-ltorch_cpu",
-               f"-Wl,-rpath,{torch_lib}"]  # fmt: skip
+    torch_dir = os.path.dirname(torch.__file__)  # its include/ holds ATen, c10, torch/library.h
+    torch_lib = os.path.join(torch_dir, "lib")
+    command = [*command, *FLAGS, f"-I{os.path.join(torch_dir, 'include')}", str(SOURCE),
+               f"-L{torch_lib}", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{torch_lib}"]  # fmt: skip
     key = hashlib.sha256("\0".join([SOURCE.read_text(), *command, torch.__version__]).encode())
     library = cache_folder() / f"gru_cell-{key.hexdigest()[:16]}.so"
     if library.exists():
