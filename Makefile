@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: requirements.txt requirements-data.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-data.txt -r requirements-dev.txt
 	touch $@
 
 lint: $(VENV)/.installed
@@ -47,8 +47,9 @@ $(DEMO_DATA)/.preprocessed: $(DEMO_MIDI)/.exported
 save/bach.sess: $(DEMO_DATA)/.preprocessed
 	$(PY) train.py -s $@ -d $(DEMO_DATA) --max-time $(DEMO_TRAIN_SECONDS) --quiet
 
+# The int8 model is made from the weights the demo plays: the best validation ones.
 stats/bach.yaml: save/bach.sess
-	$(PY) quantize.py --session save/bach.sess --stats-file $@ --dataset $(DEMO_DATA) \
+	$(PY) quantize.py --session save/bach.best.sess --stats-file $@ \
 		--output save/bach.int8.sess --quiet | tee stats/bach-evaluation.txt
 
 $(DEMO_OUT)/.done: stats/bach.yaml
@@ -57,9 +58,9 @@ $(DEMO_OUT)/.done: stats/bach.yaml
 	$(PY) generate.py -s save/bach.int8.sess -o $(DEMO_OUT)/int8 -b 2 -l 1000 --png --quiet
 	$(PY) generate.py -s save/bach.best.sess -o $(DEMO_OUT)/continuation -b 2 -l 600 --png \
 		--quiet --with-primer --primer-seconds 10 \
-		-i $(DEMO_MIDI)/$(firstword $(shell $(PY) dataset/scripts/held_out.py $(DEMO_DATA)))
+		-i $(DEMO_MIDI)/$(firstword $(shell $(PY) dataset/scripts/held_out.py save/bach.sess))
 	( echo "Made by make demo:"; \
-	  echo "  model       save/bach.sess (best: save/bach.best.sess), int8 save/bach.int8.sess"; \
+	  echo "  model       save/bach.sess (best: save/bach.best.sess, int8 of it: save/bach.int8.sess)"; \
 	  echo "  statistics  stats/bach.yaml"; \
 	  for f in $(DEMO_OUT)/*/*; do echo "  music       $$f"; done; \
 	  grep -E "^perplexity|^ +(fp32|int8) " stats/bach-evaluation.txt \

@@ -7,19 +7,19 @@ from pathlib import Path
 
 from amadeus import cli
 from amadeus.codec import PRESETS
-from amadeus.device import CHOICES, resolve_device
-from amadeus.generation import DEFAULT_LENGTH, Options, check_codec, run
+from amadeus.device import CHOICES
+from amadeus.generation import DEFAULT_LENGTH, GenerateOptions, run
 from amadeus.quant.session import load_any
 
 
-def parse_args() -> argparse.Namespace:
-    d = Options()
+def parse_args() -> GenerateOptions:
+    d = GenerateOptions()
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument(
         "-s",
         "--session",
         type=Path,
-        default=Path("save/train.sess"),
+        default=d.session,
         help="a .sess from train.py or the original project, or an .int8.sess "
         "(default save/train.sess)",
     )
@@ -28,7 +28,8 @@ def parse_args() -> argparse.Namespace:
         "--output-dir",
         type=Path,
         default=d.output_dir,
-        help=f"receives <session name>-000.mid, ... (default {d.output_dir})",
+        help="receives <session name>-NNN.mid, numbered on from the files already there "
+        f"(default {d.output_dir})",
     )
     p.add_argument(
         "-b",
@@ -73,6 +74,27 @@ def parse_args() -> argparse.Namespace:
         "above 1 more adventurous (default 1.0)",
     )
     p.add_argument(
+        "--top-p",
+        type=cli.share,
+        default=d.top_p,
+        help="nucleus sampling: draw only from the likeliest events holding this share of the "
+        f"probability (default {d.top_p:g}: all of it)",
+    )
+    p.add_argument(
+        "--max-note-seconds",
+        type=cli.positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="end every note by this length (default: the longest note of the session's "
+        "training data, as it records)",
+    )
+    p.add_argument(
+        "--unconstrained",
+        action="store_true",
+        help="sample any event the model offers: also note-offs of silent pitches and "
+        "note-ons of sounding ones, and no limit on note length (the original's way)",
+    )
+    p.add_argument(
         "-B",
         "--beam-size",
         type=cli.int_arg,
@@ -94,6 +116,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "-i",
         "--input-midi-file",
+        dest="primer",
         type=Path,
         default=None,
         metavar="MIDI",
@@ -130,44 +153,20 @@ def parse_args() -> argparse.Namespace:
         help="also render .wav (needs the fluidsynth and fluid-soundfont-gm packages)",
     )
     p.add_argument("--png", action="store_true", help="also draw a piano roll .png")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="number the pieces from 000, replacing earlier ones (default: after them)",
+    )
     p.add_argument("--device", choices=CHOICES, default="auto")
     p.add_argument("--seed", type=cli.int_arg, default=d.seed, help="same seed, same music")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p.parse_args()
-
-
-def load_model(session: Path, stats_file: Path | None, device):
-    """(model, codec preset): a float .sess, an .int8.sess (told apart by content), or with -q
-    a float session quantized on the fly. Only this script knows of amadeus.quant."""
-    model, codec = load_any(session, stats_file)
-    return model.to(device), codec
+    return cli.options(GenerateOptions, p.parse_args())
 
 
 def main() -> None:
-    args = parse_args()
-    device = resolve_device(args.device)
-    model, codec_name = load_model(args.session, args.stats_file, device)
-    codec = check_codec(model, codec_name, args.codec)
-    options = Options(
-        output_dir=args.output_dir,
-        stem=args.session.name.removesuffix(".sess"),
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        control=args.control,
-        greedy_ratio=args.greedy_ratio,
-        temperature=args.temperature,
-        beam_size=args.beam_size,
-        stochastic_beam_search=args.stochastic_beam_search,
-        init_zero=args.init_zero,
-        primer=args.input_midi_file,
-        primer_seconds=args.primer_seconds,
-        with_primer=args.with_primer,
-        seed=args.seed,
-        wav=args.wav,
-        png=args.png,
-        quiet=args.quiet,
-    )
-    run(model, codec, device, options)
+    options = parse_args()
+    run(load_any(options.session, options.stats_file), options)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from amadeus import cli
 from amadeus.codec import PRESETS
-from amadeus.preprocessing import DEFAULT_MAX_SILENCE, REPORT_NAME, Settings, preprocess
+from amadeus.dataset import DEFAULT_MAX_SILENCE
+from amadeus.preprocessing import PreprocessOptions, run
 
 
-def main() -> int:
+def parse_args() -> PreprocessOptions:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("midi_dir", type=Path, help="folder searched recursively for .mid/.midi")
     parser.add_argument("out_dir", type=Path, help="folder that receives one .data per MIDI file")
@@ -28,7 +29,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--no-sustain",
-        action="store_true",
+        dest="sustain",
+        action="store_false",
         help="ignore the sustain pedal (CC64) instead of lengthening notes",
     )
     parser.add_argument(
@@ -39,18 +41,11 @@ def main() -> int:
         help=f"shorten longer silences to this (default {DEFAULT_MAX_SILENCE})",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="unused: preprocessing is deterministic"
-    )
-    args = parser.parse_args()
+    return cli.options(PreprocessOptions, parser.parse_args())
 
-    settings = Settings(args.codec, not args.no_sustain, args.max_silence)
-    summary = preprocess(args.midi_dir, args.out_dir, settings, args.jobs or 0, args.quiet)
-    for line in summary.lines():
-        print(line)
-    if summary.report:
-        print(f"details: {args.out_dir / REPORT_NAME}")
-    return summary.exit_code
+
+def main() -> int:
+    return run(parse_args())
 
 
 if __name__ == "__main__":

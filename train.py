@@ -46,12 +46,39 @@ def parse_args() -> TrainOptions:
         "-t",
         "--use-transposition",
         action="store_true",
-        help="transpose each batch by -6..5 semitones",
+        default=d.use_transposition,
+        help="transpose each window by -6..5 semitones (the default; kept for the original's "
+        "command lines)",
+    )
+    p.add_argument(
+        "--no-transposition",
+        dest="use_transposition",
+        action="store_false",
+        help="train on the music as written",
+    )
+    p.add_argument(
+        "--no-time-stretch",
+        dest="time_stretch",
+        action="store_false",
+        help="train without the copies at 0.95-1.05 times the tempo",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        choices=("cosine", "constant"),
+        default=d.lr_schedule,
+        help="cosine: warm up, then decay to a tenth over the run (--max-steps, or the steps "
+        "--max-time allows at the measured speed); constant: the original's (default cosine)",
+    )
+    p.add_argument(
+        "--warmup-steps",
+        type=cli.positive_int,
+        default=d.warmup_steps,
+        help=f"steps of linear warm-up of the cosine schedule (default {d.warmup_steps})",
     )
     p.add_argument(
         "-p",
         "--model-params",
-        type=str,
+        type=parse_model_params,
         default="",
         help="for a new model, e.g. hidden_dim=1024,gru_layers=2",
     )
@@ -75,9 +102,7 @@ def parse_args() -> TrainOptions:
     )
     p.add_argument("--val-interval", type=cli.positive_int, default=d.val_interval, metavar="STEPS")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = vars(p.parse_args())
-    args["model_params"] = parse_model_params(args["model_params"])
-    return TrainOptions(**args)
+    return cli.options(TrainOptions, p.parse_args())
 
 
 def main() -> None:

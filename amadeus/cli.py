@@ -1,12 +1,28 @@
-"""What the four scripts share: user errors as one line and exit 2, never a traceback."""
+"""What the scripts share: flags into an options dataclass, user errors as one line and exit 2,
+never a traceback."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import fields
+from typing import TypeVar
 
 from amadeus.errors import AmadeusError
+
+T = TypeVar("T")
+
+
+def options(cls: type[T], args: argparse.Namespace) -> T:
+    """The options dataclass `cls` from parsed flags: each flag's dest is a field of `cls`, so
+    a script is its parser, this, and one call into the package."""
+    values = vars(args)
+    unknown = set(values) - {f.name for f in fields(cls)}
+    if unknown:  # a programming error, not a user's: the parser and the dataclass disagree
+        raise TypeError(f"{cls.__name__} has no field for flag(s) {', '.join(sorted(unknown))}")
+    return cls(**values)
 
 
 def run(main: Callable[[], int | None]) -> None:
@@ -19,6 +35,9 @@ def run(main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # `script | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     sys.exit(code or 0)
 
 
@@ -26,6 +45,14 @@ def positive_int(text: str) -> int:
     value = int_arg(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number, 0 included."""
+    value = int_arg(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
     return value
 
 
@@ -54,4 +81,12 @@ def unit_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
+def share(text: str) -> float:
+    """A number in (0, 1]: a share that cannot be empty, such as nucleus sampling's top-p."""
+    value = unit_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
     return value

@@ -2,9 +2,19 @@
 
 A performance becomes a stream of four kinds of event: NOTE_ON(pitch), NOTE_OFF(pitch),
 VELOCITY(bin) sets the velocity of the following note-ons, TIME_SHIFT(bin) moves the clock on.
-Worked example (preset `prnn`): middle C (60) at velocity 64 for 0.5 s is
+Worked example (preset `prnn`): middle C (60) at velocity 64 for 0.5 s is VELOCITY(15)=191,
+NOTE_ON(60)=39, TIME_SHIFT(24)=232 (0.440 s), TIME_SHIFT(9)=217 (0.054 s: the clock stops within
+half the smallest shift of 0.5 s), NOTE_OFF(60)=127:
 
-    VELOCITY(15)=191  NOTE_ON(60)=39  TIME_SHIFT(24)=232  TIME_SHIFT(7)=215  ...  NOTE_OFF(60)=127
+    >>> codec = EventCodec("prnn")
+    >>> tokens = codec.encode(Notes.build([0.0], [0.5], [60], [64]))
+    >>> tokens.tolist()
+    [191, 39, 232, 217, 127]
+    >>> [codec.describe(t) for t in tokens]
+    ['velocity 15', 'note_on 60', 'time_shift 24', 'time_shift 9', 'note_off 60']
+    >>> notes = codec.decode(tokens)
+    >>> notes.pitch.tolist(), round(float(notes.end[0]), 3)
+    ([60], 0.495)
 
 Encoding is strict about its input (Notes are already clean) and decoding is lenient: any token
 stream a model can emit decodes without raising. Pure numpy.
@@ -13,6 +23,7 @@ stream a model can emit decodes without raising. Pure numpy.
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +127,11 @@ class EventCodec:
     def __repr__(self) -> str:
         return f"EventCodec({self.name!r}, size={self.size})"
 
+    def describe(self, token: int) -> str:
+        """'note_on 60', 'velocity 15', ...: a token as a person reads it (pitches in MIDI)."""
+        kind, value = self.token_kind[token], int(self.token_value[token])
+        return f"{kind} {value + self.preset.min_pitch if kind.startswith('note') else value}"
+
     # -- encoding ------------------------------------------------------------------------------
 
     def in_range(self, notes: Notes) -> tuple[Notes, int]:
@@ -194,13 +210,22 @@ class EventCodec:
         return np.cumsum(seconds) - seconds
 
     def decode(self, tokens: np.ndarray) -> Notes:
-        """Notes for any token stream; tokens outside [0, size) are skipped, nothing raises.
+        """Notes for any token stream; nothing raises (see `decode_counted`)."""
+        return self.decode_counted(tokens)[0]
 
-        A NOTE_OFF with no sounding note is ignored, a NOTE_ON on a sounding pitch ends the
-        earlier note, and a note never released lasts at most DEFAULT_NOTE_SECONDS.
+    def decode_counted(self, tokens: np.ndarray) -> tuple[Notes, Counter]:
+        """Notes for any token stream, and how many tokens did not decode as written, by reason
+        (as note-seq's decoder counts them):
+
+        - "outside the vocabulary": a token outside [0, size), skipped;
+        - "orphan note-off": a NOTE_OFF with no sounding note, ignored;
+        - "note-on over a sounding note": a NOTE_ON on a sounding pitch, which ends the earlier;
+        - "note never released": cut to at most DEFAULT_NOTE_SECONDS.
         """
         tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
-        tokens = tokens[(tokens >= 0) & (tokens < self.size)]
+        valid = (tokens >= 0) & (tokens < self.size)
+        skipped = Counter({"outside the vocabulary": int((~valid).sum())})
+        tokens = tokens[valid]
         times = self.event_times(tokens)
         final_time = float(times[-1] + self.token_seconds[tokens[-1]]) if len(tokens) else 0.0
         kinds, values = self.token_kind[tokens], self.token_value[tokens]
@@ -211,19 +236,24 @@ class EventCodec:
         for kind, value, pitch, t in zip(kinds, values.tolist(), pitches.tolist(), times.tolist()):
             if kind == "velocity":
                 velocity = int(self.velocity_values[value])
-            elif kind == "note_on" or (kind == "note_off" and pitch in sounding):
+            elif kind == "note_off" and pitch not in sounding:
+                skipped["orphan note-off"] += 1
+            elif kind in ("note_on", "note_off"):
                 if pitch in sounding:
                     start, vel = sounding.pop(pitch)
                     out.append((start, max(t, start + MIN_NOTE_SECONDS), pitch, vel))
+                    skipped["note-on over a sounding note"] += kind == "note_on"
                 if kind == "note_on":
                     sounding[pitch] = (t, velocity)
+        skipped["note never released"] = len(sounding)
         for pitch, (start, vel) in sounding.items():
             end = min(max(final_time, start + MIN_NOTE_SECONDS), start + DEFAULT_NOTE_SECONDS)
             out.append((start, end, pitch, vel))
+        skipped = +skipped  # drop the zero counts
         if not out:
-            return Notes.empty()
+            return Notes.empty(), skipped
         start, end, pitch, vel = zip(*out)
-        return Notes.build(start, end, pitch, vel)
+        return Notes.build(start, end, pitch, vel), skipped
 
     # -- transposition --------------------------------------------------------------------------
 

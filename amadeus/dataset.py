@@ -9,7 +9,8 @@ A `.data` file holds one performance, safe to open from strangers (no pickle) an
     controls   N * 13 bytes      uint8 [density bin | pitch-class histogram * 255]
 
 In memory a dataset is one array of tokens and one of compact controls for all files together,
-expanded to floats one batch at a time.
+expanded to floats one batch at a time. A session records how its data was cut and made
+(`DataRecord`), so that every later tool reads the same split with the same settings.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from amadeus.atomic import write_bytes
+from amadeus.codec import PRESETS
 from amadeus.controls import COMPACT_DIM
 from amadeus.errors import DatasetError
 
@@ -30,6 +33,29 @@ MAGIC = b"AMADEUS\x00"
 FORMAT_VERSION = 1
 SUFFIX = ".data"
 TOKEN_DTYPES = {"uint8": np.dtype("<u1"), "uint16": np.dtype("<u2")}
+SPLIT_RULE = "crc32-of-name"  # how `split_by_file` ranks files; recorded in sessions
+DEFAULT_MAX_SILENCE = 3.0  # seconds; longer gaps in which nothing sounds are shortened to this
+DEFAULT_WINDOW, DEFAULT_STRIDE, DEFAULT_VAL_FRACTION = 200, 10, 0.1  # train.py's defaults
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a performance becomes events: what each `.data` header records and every encoder of
+    a file or phrase (preprocessing, a primer, the live engine) must share."""
+
+    codec: str = "prnn"  # token layout preset
+    sustain: bool = True  # CC64 holds notes (Magenta's rule)
+    max_silence: float = DEFAULT_MAX_SILENCE  # seconds; longer silences are shortened to it
+
+    @classmethod
+    def of_header(cls, header: dict) -> Settings:
+        """The settings a `.data` header records; keys it lacks take today's defaults."""
+        d = cls()
+        return cls(
+            header.get("codec", d.codec),
+            bool(header.get("sustain", d.sustain)),
+            float(header.get("max_silence", d.max_silence)),
+        )
 
 
 @dataclass
@@ -73,6 +99,10 @@ def read_data(path: str | Path) -> Piece:
         raise DatasetError(f"{path}: corrupt header ({e})") from e
     if version != FORMAT_VERSION:
         raise DatasetError(f"{path}: format version {version}, this Amadeus reads {FORMAT_VERSION}")
+    if codec not in PRESETS:
+        raise DatasetError(
+            f"{path}: unknown codec {codec!r} (this Amadeus knows {', '.join(PRESETS)})"
+        )
     body = 12 + header_len
     if len(raw) != body + n * (dtype.itemsize + COMPACT_DIM):
         raise DatasetError(f"{path}: truncated or padded (size does not match {n} events)")
@@ -110,6 +140,72 @@ def load_pieces(files: list[Path], codec: str | None = None) -> list[Piece]:
         if piece.codec != codec:
             raise DatasetError(f"{p}: made with codec {piece.codec!r}, expected {codec!r}")
     return pieces
+
+
+@dataclass
+class Split:
+    """A dataset folder split by file as training splits it, every file of one codec."""
+
+    train: list[Piece]
+    validation: list[Piece]
+    settings: Settings  # from the first training file's header: the whole folder was made alike
+
+
+def load_split(dataset: str | Path, val_fraction: float, codec: str | None = None) -> Split:
+    """Reads a dataset folder split by file; every file must share one codec (`codec`, or the
+    first training file's)."""
+    files = data_files(dataset)
+    if not files:
+        raise DatasetError(f"{dataset}: no .data files (run preprocess.py first)")
+    train_files, val_files = split_by_file(files, val_fraction)
+    train = load_pieces(train_files, codec)
+    settings = Settings.of_header(dict(train[0].meta, codec=train[0].codec))
+    return Split(train, load_pieces(val_files, settings.codec), settings)
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """How a session's data was cut and made. train.py records it in the session; quantize.py,
+    evaluation, held_out.py, generation and the live engine read it instead of asking again."""
+
+    dataset: str  # folder of .data files, as given to train.py
+    window: int = DEFAULT_WINDOW  # events per training window
+    stride: int = DEFAULT_STRIDE  # events between training windows
+    val_fraction: float = DEFAULT_VAL_FRACTION  # share of files held out, by SPLIT_RULE
+    split: str = SPLIT_RULE
+    settings: Settings = Settings()  # how MIDI became events (the .data headers)
+    longest_note: float | None = None  # seconds: the longest note of the training files
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only, so a session still loads with `weights_only`."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Any) -> DataRecord:
+        """Strict about types (a session comes from a file); ValueError names what is wrong."""
+        if not isinstance(values, dict) or not isinstance(values.get("settings"), dict):
+            raise ValueError("data record is not a dict with settings")
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"data record has unknown key(s) {', '.join(unknown)}")
+        try:
+            settings = Settings(**values["settings"])
+            record = cls(**dict(values, settings=settings))
+        except TypeError as e:
+            raise ValueError(f"data record: {e}") from None
+        record.check()
+        return record
+
+    def check(self) -> None:
+        s = self.settings
+        numbers = (self.window, self.stride, self.val_fraction, s.max_silence)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+            raise ValueError(
+                "data record: window, stride, val_fraction and max_silence are numbers"
+            )
+        if s.codec not in PRESETS:
+            raise ValueError(f"data record: unknown codec {s.codec!r}")
 
 
 class Windows:

@@ -6,24 +6,28 @@ Sampling and beam search run in numpy with one seeded Generator, so a seed gives
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from amadeus import controls as ctl
 from amadeus import midi, render
 from amadeus.atomic import writable_folder
 from amadeus.codec import EventCodec
-from amadeus.dataset import Piece, data_files, read_data
+from amadeus.dataset import Piece, Settings, data_files, read_data
+from amadeus.device import resolve_device
+from amadeus.encoding import encode_file
 from amadeus.errors import SessionError, UsageError
-from amadeus.preprocessing import Settings, convert
 from amadeus.progress import progress
+from amadeus.sampling import Sampler, SamplingRules
+from amadeus.session import Loaded
 from amadeus.stepper import make_stepper
 
 DEFAULT_LENGTH = 1000  # events, when neither -l nor a control sequence says otherwise
+DEFAULT_TOP_P = 1.0  # nucleus sampling: see README, "Generation defaults"
 
 
 def initial_noise(batch: int, init_dim: int, rng: np.random.Generator, zero: bool = False):
@@ -59,17 +63,20 @@ def begin(
     return hidden, np.full(batch, inputs[-1], dtype=np.int64)
 
 
-def pick(
-    logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0, greedy: float = 0.0
-) -> np.ndarray:
-    """Logits [B, V] -> tokens [B]: per row, the argmax with probability `greedy`, otherwise a
-    draw from softmax(logits / temperature)."""
-    z = np.exp((logits - logits.max(axis=1, keepdims=True)) / temperature)
-    cdf = np.cumsum(z, axis=1, dtype=np.float64)  # [B, V]
-    u = rng.random(len(logits)) * cdf[:, -1]
-    drawn = np.minimum((cdf <= u[:, None]).sum(axis=1), logits.shape[1] - 1)
-    use_argmax = rng.random(len(logits)) < greedy
-    return np.where(use_argmax, logits.argmax(axis=1), drawn)
+def start(
+    stepper: Any,
+    codec: EventCodec,
+    rules: SamplingRules,
+    init: np.ndarray,
+    primer: np.ndarray | None = None,
+    primer_controls: np.ndarray | None = None,
+) -> tuple[Any, np.ndarray, Sampler]:
+    """`begin`, and a sampler for its rows that has heard the primer: (hidden, next input
+    [B], sampler), ready for `sample` or `beam_search`."""
+    hidden, event = begin(stepper, init, primer, primer_controls)
+    sampler = Sampler(codec, len(init), rules)
+    sampler.prime(primer)
+    return hidden, event, sampler
 
 
 def sample(
@@ -78,17 +85,32 @@ def sample(
     event: np.ndarray,
     steps: int,
     rng: np.random.Generator,
-    temperature: float = 1.0,
-    greedy: float = 0.0,
+    sampler: Sampler,
     controls: np.ndarray | None = None,
     quiet: bool = True,
 ) -> np.ndarray:
-    """Tokens [B, steps] following input `event` [B]; controls [steps, C] or None."""
+    """Tokens [B, steps] following input `event` [B], drawn by `sampler` (which must have seen
+    the primer); controls [steps, C] or None."""
     out = np.empty((len(event), steps), dtype=np.int64)
     for t in progress(range(steps), desc="generating", quiet=quiet):
         logits, hidden = stepper.step(event, hidden, _rows(controls, t, len(event)))
-        event = out[:, t] = pick(logits, rng, temperature, greedy)
+        event = out[:, t] = sampler.draw(logits, rng)
     return out
+
+
+def sample_from_start(
+    stepper: Any,
+    codec: EventCodec,
+    rules: SamplingRules,
+    init: np.ndarray,
+    steps: int,
+    rng: np.random.Generator,
+    controls: np.ndarray | None = None,
+    quiet: bool = True,
+) -> np.ndarray:
+    """Tokens [B, steps] sampled from the start token for each row of init noise [B, init_dim]."""
+    hidden, event, sampler = start(stepper, codec, rules, init)
+    return sample(stepper, hidden, event, steps, rng, sampler, controls, quiet)
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -102,12 +124,13 @@ def beam_search(
     event: np.ndarray,
     steps: int,
     beam_size: int,
-    temperature: float = 1.0,
+    sampler: Sampler,
     controls: np.ndarray | None = None,
     rng: np.random.Generator | None = None,
     quiet: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of `event` [B], a beam search over log softmax(logits / temperature), summed.
+    """Per row of `event` [B], a beam search over log softmax(logits / temperature), summed,
+    among the events `sampler`'s rules allow (its state follows the beams).
 
     Each step keeps the beam_size best of all extensions of the beams (the first step extends
     one beam). With `rng`, the beams are drawn instead (stochastic beam search: Gumbel top-k
@@ -121,15 +144,19 @@ def beam_search(
     for t in progress(range(steps), desc="beam search", quiet=quiet):
         k = scores.shape[1]
         logits, hidden = stepper.step(event, hidden, _rows(controls, t, batch * k))
-        logp = log_softmax(logits.astype(np.float64) / temperature).reshape(batch, k, V)
+        masked = sampler.masked(logits) / sampler.rules.temperature
+        logp = log_softmax(masked).reshape(batch, k, V)
         extended = (scores[:, :, None] + logp).reshape(batch, k * V)
         ranking = extended if rng is None else _gumbel_keys(extended, keys, rng)
         best = np.argsort(-ranking, axis=1, kind="stable")[:, :beam_size]  # [B, K]
         scores = np.take_along_axis(extended, best, axis=1)
         keys = np.take_along_axis(ranking, best, axis=1)
         parent, token = np.divmod(best, V)
-        hidden = stepper.take(hidden, (np.arange(batch)[:, None] * k + parent).reshape(-1))
+        rows = (np.arange(batch)[:, None] * k + parent).reshape(-1)
+        hidden = stepper.take(hidden, rows)
         event = token.reshape(-1)
+        sampler.take(rows)
+        sampler.feed(event)
         parents.append(parent)
         tokens.append(token)
     beam = scores.argmax(axis=1)
@@ -227,10 +254,12 @@ def resolve_length(max_length: int | None, controls: np.ndarray | None) -> int:
     return max_length
 
 
-def read_primer(path: Path, codec: EventCodec, seconds: float | None = None) -> Piece:
-    """A phrase to continue, read and encoded exactly as training data is; with `seconds`, only
-    the events of its first `seconds`."""
-    piece = convert(path, Settings(codec.name), str(path))
+def read_primer(
+    path: Path, codec: EventCodec, settings: Settings, seconds: float | None = None
+) -> Piece:
+    """A phrase to continue, encoded with the settings of the model's training data; with
+    `seconds`, only the events of its first `seconds`."""
+    piece = encode_file(path, codec, settings)
     if seconds is not None:
         keep = codec.event_times(piece.tokens) < seconds  # a prefix: times never go back
         piece = Piece(piece.tokens[keep], piece.controls[keep], piece.codec, piece.meta)
@@ -243,16 +272,22 @@ def read_primer(path: Path, codec: EventCodec, seconds: float | None = None) -> 
 
 
 @dataclass(frozen=True)
-class Options:
-    """generate.py's flags, less the model's (session, stats file, codec, device)."""
+class GenerateOptions:
+    """generate.py's flags."""
 
+    session: Path = Path("save/train.sess")  # .sess or .int8.sess
+    stats_file: Path | None = None  # quantize a float session on the fly
+    codec: str | None = None  # check that the session uses this layout
+    device: str = "auto"
     output_dir: Path = Path("output")
-    stem: str = "train"  # output files are <stem>-000.mid, ...
     batch_size: int = 8
     max_length: int | None = None  # events; see resolve_length
     control: str | None = None  # -c: 'h0,...,h11;d', or a .data file or folder
     greedy_ratio: float = 0.0
     temperature: float = 1.0
+    top_p: float = DEFAULT_TOP_P  # nucleus sampling
+    max_note_seconds: float | None = None  # None: the longest note of the training data
+    unconstrained: bool = False  # sample any event, valid or not, with no limit on notes
     beam_size: int = 0  # 0: sampling
     stochastic_beam_search: bool = False
     init_zero: bool = False
@@ -260,50 +295,83 @@ class Options:
     primer_seconds: float | None = None  # continue only the primer's first seconds
     with_primer: bool = False
     seed: int = 0
+    overwrite: bool = False  # number outputs from 000 instead of after the existing ones
     wav: bool = False
     png: bool = False
     quiet: bool = False
 
 
-def check_codec(model: Any, codec_name: str, wanted: str | None) -> EventCodec:
+def check_codec(loaded: Loaded, wanted: str | None) -> EventCodec:
     """The session's codec, which must be the one asked for and fit the model's vocabulary."""
-    if wanted is not None and wanted != codec_name:
-        raise UsageError(f"--codec {wanted}: the session was trained with codec {codec_name!r}")
-    codec = EventCodec(codec_name)
-    if codec.size != model.config.event_dim:
+    if wanted is not None and wanted != loaded.codec:
+        raise UsageError(f"--codec {wanted}: the session was trained with codec {loaded.codec!r}")
+    codec = EventCodec(loaded.codec)
+    if codec.size != loaded.model.config.event_dim:
         raise SessionError(
-            f"codec {codec_name!r} has {codec.size} tokens, the model {model.config.event_dim}"
+            f"{loaded.path}: codec {loaded.codec!r} has {codec.size} tokens, the model "
+            f"{loaded.model.config.event_dim}"
         )
     return codec
 
 
-def run(model: Any, codec: EventCodec, device: torch.device, o: Options) -> list[Path]:
+def sampling_rules(loaded: Loaded, o: GenerateOptions) -> SamplingRules:
+    """The options' rules; the note limit defaults to the longest note of the session's training
+    data (none for sessions that predate the record)."""
+    if o.unconstrained:
+        return SamplingRules(o.temperature, o.top_p, o.greedy_ratio, False, None)
+    limit = o.max_note_seconds
+    if limit is None and loaded.data is not None:
+        limit = loaded.data.longest_note
+    return SamplingRules(o.temperature, o.top_p, o.greedy_ratio, True, limit)
+
+
+def encoding_settings(loaded: Loaded) -> Settings:
+    """How the model's training data was encoded: the session's record, or (for sessions that
+    predate it) preprocess.py's defaults for its codec."""
+    return loaded.data.settings if loaded.data else Settings(loaded.codec)
+
+
+def run(loaded: Loaded, o: GenerateOptions) -> list[Path]:
     """Generates o.batch_size pieces and writes them (and their extras); returns the MIDI paths."""
+    device = resolve_device(o.device)
+    codec = check_codec(loaded, o.codec)
+    model = loaded.model.to(device)
     rng = np.random.default_rng(o.seed)
-    controls, steps, primer, fluidsynth = _inputs(codec, o, rng)
+    controls, steps, primer, fluidsynth = _inputs(codec, encoding_settings(loaded), o, rng)
     stepper = make_stepper(model, device)
     init = initial_noise(o.batch_size, model.config.init_dim, rng, o.init_zero)
     # The primer is fed with its own controls, as in training, when the generation has some.
     primer_tokens = None if primer is None else primer.tokens
     primer_controls = None if primer is None or controls is None else ctl.expand(primer.controls)
-    hidden, event = begin(stepper, init, primer_tokens, primer_controls)
+    hidden, event, sampler = start(
+        stepper, codec, sampling_rules(loaded, o), init, primer_tokens, primer_controls
+    )
     if o.beam_size:
         beam_rng = rng if o.stochastic_beam_search else None
         tokens, _ = beam_search(
-            stepper, hidden, event, steps, o.beam_size, o.temperature, controls, beam_rng, o.quiet
+            stepper, hidden, event, steps, o.beam_size, sampler, controls, beam_rng, o.quiet
         )
     else:
-        tokens = sample(
-            stepper, hidden, event, steps, rng, o.temperature, o.greedy_ratio, controls, o.quiet
-        )
+        tokens = sample(stepper, hidden, event, steps, rng, sampler, controls, o.quiet)
     lead = primer.tokens if primer is not None and o.with_primer else np.zeros(0, np.int64)
+    stem = loaded.path.name.removesuffix(".sess")
+    first = 0 if o.overwrite else next_free_number(o.output_dir, stem)
+    paths = [o.output_dir / f"{stem}-{first + i:03d}.mid" for i in range(len(tokens))]
     return [
-        _write(codec.decode(np.concatenate([lead, row])), o, i, fluidsynth)
-        for i, row in enumerate(tokens)
+        _write(codec, np.concatenate([lead, row]), path, o, fluidsynth)
+        for path, row in zip(paths, tokens)
     ]
 
 
-def _inputs(codec: EventCodec, o: Options, rng: np.random.Generator):
+def next_free_number(folder: Path, stem: str) -> int:
+    """One past the highest NNN of the `stem-NNN.*` files in `folder`: a run never replaces an
+    earlier run's pieces (or their .wav and .png)."""
+    pattern = re.compile(re.escape(stem) + r"-(\d+)\.[^.]+$")
+    numbers = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
+    return max(numbers, default=-1) + 1
+
+
+def _inputs(codec: EventCodec, settings: Settings, o: GenerateOptions, rng: np.random.Generator):
     """(controls [steps, C] or None, steps, primer Piece or None, FluidSynth tools or None):
     every check a user can fail, before the first step."""
     if not 0 <= o.beam_size <= codec.size:
@@ -311,7 +379,7 @@ def _inputs(codec: EventCodec, o: Options, rng: np.random.Generator):
     fluidsynth = render.find_fluidsynth() if o.wav else None
     controls, about = load_controls(o.control, rng) if o.control else (None, "none")
     steps = resolve_length(o.max_length, controls)
-    primer = read_primer(o.primer, codec, o.primer_seconds) if o.primer else None
+    primer = read_primer(o.primer, codec, settings, o.primer_seconds) if o.primer else None
     writable_folder(o.output_dir)
     print(f"controls: {about}")
     if primer is not None:
@@ -322,10 +390,20 @@ def _inputs(codec: EventCodec, o: Options, rng: np.random.Generator):
     return controls, steps, primer, fluidsynth
 
 
-def _write(notes, o: Options, index: int, fluidsynth: tuple[str, Path] | None) -> Path:
-    path = o.output_dir / f"{o.stem}-{index:03d}.mid"
+def _write(
+    codec: EventCodec,
+    tokens: np.ndarray,
+    path: Path,
+    o: GenerateOptions,
+    fluidsynth: tuple[str, Path] | None,
+) -> Path:
+    """Decodes one piece and writes it (and its .wav, .png), saying what decoding skipped."""
+    notes, skipped = codec.decode_counted(tokens)
     midi.write(notes, path)
     print(f"{path}: {len(notes)} notes, {notes.duration:.1f} s")
+    if skipped:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in skipped.most_common())
+        print(f"  decoding skipped {sum(skipped.values())} token(s): {reasons}")
     if fluidsynth:
         render.to_wav(path, path.with_suffix(".wav"), fluidsynth)
         print(f"{path.with_suffix('.wav')}")

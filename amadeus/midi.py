@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pretty_midi
 import symusic
 
 from amadeus.atomic import write_bytes
 from amadeus.errors import MidiError
 from amadeus.notes import Notes
+
+if TYPE_CHECKING:  # imported when a conversion is asked for: reading and writing never need it
+    import pretty_midi
 
 DEFAULT_TEMPO = 500_000  # microseconds per quarter note when a file sets none (120 bpm)
 SUSTAIN = 64  # controller number of the sustain pedal; values >= 64 hold it down
@@ -195,6 +198,20 @@ def _sustained(end: np.ndarray, down: np.ndarray, up: np.ndarray) -> np.ndarray:
     return np.where(held, up[k], end)
 
 
+def performance(
+    keys: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    pedal: tuple[np.ndarray, np.ndarray],
+    sustain: bool = True,
+) -> Notes:
+    """Notes from keys (start, release, pitch, velocity: seconds) and a time-sorted CC64 stream
+    (time, value), by `read`'s rules: the pedal holds released notes (when `sustain`), one note
+    per key and onset, same-key overlaps cut. A pedal left down lifts with the last release."""
+    start, end, pitch, velocity = keys
+    if sustain and len(start):
+        end = _sustained(end, *_pedal_intervals(*pedal, end.max()))
+    return _performance(start, end, pitch, velocity)
+
+
 def _performance(
     start: np.ndarray, end: np.ndarray, pitch: np.ndarray, velocity: np.ndarray
 ) -> Notes:
@@ -226,6 +243,8 @@ def write(notes: Notes, path: str | Path, program: int = 0) -> None:
 
 
 def to_pretty_midi(notes: Notes, program: int = 0) -> pretty_midi.PrettyMIDI:
+    import pretty_midi
+
     midi = pretty_midi.PrettyMIDI(resolution=WRITE_TPQ, initial_tempo=WRITE_QPM)
     piano = pretty_midi.Instrument(program=program, name="piano")
     piano.notes = [
@@ -240,12 +259,10 @@ def from_pretty_midi(midi: pretty_midi.PrettyMIDI, sustain: bool = True) -> Note
     """Same rules as `read`: drums out, one merged pedal (pretty_midi applies none itself)."""
     instruments = [i for i in midi.instruments if not i.is_drum]
     rows = [(n.start, n.end, n.pitch, n.velocity) for i in instruments for n in i.notes]
-    start, end, pitch, velocity = np.array(rows, dtype=np.float64).reshape(-1, 4).T
-    if sustain and len(start):
-        pedal = [
-            (c.time, c.value) for i in instruments for c in i.control_changes if c.number == SUSTAIN
-        ]
-        time, value = np.array(pedal, dtype=np.float64).reshape(-1, 2).T
-        order = np.argsort(time, kind="stable")
-        end = _sustained(end, *_pedal_intervals(time[order], value[order], end.max()))
-    return _performance(start, end, pitch, velocity)
+    keys = tuple(np.array(rows, dtype=np.float64).reshape(-1, 4).T)
+    pedal = [
+        (c.time, c.value) for i in instruments for c in i.control_changes if c.number == SUSTAIN
+    ]
+    time, value = np.array(pedal, dtype=np.float64).reshape(-1, 2).T
+    order = np.argsort(time, kind="stable")
+    return performance(keys, (time[order], value[order]), sustain)

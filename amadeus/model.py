@@ -3,6 +3,21 @@ that the original project's checkpoints load unchanged.
 
 Tokens in, logits out; it knows nothing of MIDI or of the codec beyond the vocabulary size. Training
 and evaluation use `logits` (a whole window at once, teacher-forced); generation uses `step`.
+
+The GRU cell (nn.GRU's: gates r, z, n; h' = n + z (h - n)) is written out where speed or
+quantization needs it, six places in all, each held equal to the reference by a test:
+
+- `nn.GRU`, in `PerformanceRNN.step`: the reference.
+- `recurrence._GRULayer`, forward and backward, for training:
+  test_recurrence.py::test_float32_equals_nn_gru_values_and_gradients.
+- `stepper.NumpyStepper._gru`, fp32 generation on the CPU:
+  test_generation.py::test_numpy_stepper_equals_model_step.
+- `quant.gru.GRUCell.update`, calibration and the int8 model (fp16 element-wise):
+  test_quant_gru.py::test_equals_nn_gru and ::test_fp16_gru_stays_close.
+- `quant.stepper.fp16_cell`, int8 generation on any device:
+  test_quant_quantizer.py::test_stepper_is_the_model_step_bit_for_bit.
+- `quant/gru_cell.cpp`, int8 generation on AVX512 CPUs:
+  test_quant_native.py::test_compiled_cell_is_fp16_cell_bit_for_bit.
 """
 
 from __future__ import annotations
@@ -112,8 +127,9 @@ class PerformanceRNN(nn.Module):
         # trained weights expect exactly this.
         return hidden.view(c.gru_layers, init.shape[0], c.hidden_dim)
 
-    def embed_inputs(self, events_in: Tensor, controls: Tensor | None = None) -> Tensor:
-        """Tokens [T, B] and controls [T, B, C] (None: unconditioned) -> GRU input [T, B, H]."""
+    def input_features(self, events_in: Tensor, controls: Tensor | None = None) -> Tensor:
+        """What concat_input_fc reads [T, B, V+1+C]: the event's embedding, the "no control"
+        flag (1 when `controls` is None, then zeros as the control), the control [T, B, C]."""
         embedded = self.event_embedding(events_in)  # [T, B, V]
         steps, batch = events_in.shape
         if controls is None:
@@ -125,8 +141,12 @@ class PerformanceRNN(nn.Module):
             )
         else:
             flag = embedded.new_zeros(steps, batch, 1)
-        concat = torch.cat([embedded, flag, controls.to(embedded.dtype)], -1)  # [T, B, V+1+C]
-        return self.concat_input_fc_activation(self.concat_input_fc(concat))
+        return torch.cat([embedded, flag, controls.to(embedded.dtype)], -1)
+
+    def embed_inputs(self, events_in: Tensor, controls: Tensor | None = None) -> Tensor:
+        """Tokens [T, B] and controls [T, B, C] (None: unconditioned) -> GRU input [T, B, H]."""
+        features = self.input_features(events_in, controls)
+        return self.concat_input_fc_activation(self.concat_input_fc(features))
 
     def teacher_forced_inputs(self, events: Tensor, controls: Tensor | None = None) -> Tensor:
         """GRU inputs [T, B, H] for target events [T, B]: the start token, then events[:-1]."""

@@ -45,9 +45,6 @@ class Notes:
         """Seconds from time 0 to the last note's end."""
         return float(self.end.max()) if len(self) else 0.0
 
-    def shifted(self, seconds: float) -> Notes:
-        return Notes(self.start + seconds, self.end + seconds, self.pitch, self.velocity)
-
     def without_overlaps(self) -> Notes:
         """Same-pitch overlaps resolved by Magenta's rule: a new onset ends the sounding note."""
         if len(self) < 2:

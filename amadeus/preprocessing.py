@@ -14,24 +14,26 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amadeus import controls
 from amadeus.atomic import writable_folder, write_bytes
 from amadeus.codec import EventCodec
-from amadeus.dataset import SUFFIX, Piece, read_header, write_data
+from amadeus.dataset import DEFAULT_MAX_SILENCE, SUFFIX, Settings, read_header, write_data
+from amadeus.encoding import encode_file
 from amadeus.errors import AmadeusError, UsageError
-from amadeus.midi import read
 from amadeus.progress import progress
 
 MIDI_SUFFIXES = (".mid", ".midi")
 REPORT_NAME = "preprocess-report.txt"
-DEFAULT_MAX_SILENCE = 3.0  # seconds; longer gaps in which nothing sounds are shortened to this
 
 
 @dataclass(frozen=True)
-class Settings:
+class PreprocessOptions:
+    midi_dir: Path  # searched recursively for .mid/.midi
+    out_dir: Path  # receives one .data per MIDI file
+    jobs: int | None = None  # worker processes (None: all cores)
     codec: str = "prnn"
     sustain: bool = True
     max_silence: float = DEFAULT_MAX_SILENCE
+    quiet: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,36 +98,17 @@ def find_midi_files(root: Path) -> list[Path]:
     return found
 
 
-def convert(path: Path, settings: Settings, source: str) -> Piece:
-    """One MIDI file -> one Piece. Raises AmadeusError with the reason it cannot be used."""
-    codec = EventCodec(settings.codec)
-    notes, dropped = codec.in_range(read(path, sustain=settings.sustain))
-    if len(notes) == 0:
-        raise AmadeusError(f"{path}: no notes in the codec's pitch range")
-    notes = notes.with_silences_capped(settings.max_silence)
-    tokens = codec.encode(notes)
-    meta = {
-        "source": source,
-        "notes": len(notes),
-        "dropped_notes": dropped,
-        "seconds": round(notes.duration, 3),
-        "sustain": settings.sustain,
-        "max_silence": settings.max_silence,
-    }
-    return Piece(tokens, controls.compute(tokens, codec), codec.name, meta)
-
-
 def _work(job: tuple[Task, Settings]) -> tuple[Task, str | None, dict]:
     """Worker: converts and writes one file; returns (task, reason it failed or None, meta)."""
     task, settings = job
     try:
-        piece = convert(task.source, settings, task.relative)
+        piece = encode_file(task.source, EventCodec(settings.codec), settings, task.relative)
         piece.meta["sha1"] = task.sha1
         task.output.parent.mkdir(parents=True, exist_ok=True)
         write_data(task.output, piece)
         return task, None, dict(piece.meta, events=len(piece.tokens))
     except AmadeusError as e:
-        return task, str(e).removeprefix(f"{task.source}: "), {}
+        return task, str(e).removeprefix(f"{task.source}: ").removeprefix(f"{task.relative}: "), {}
     except (OSError, ValueError, RuntimeError, MemoryError) as e:
         return task, f"{type(e).__name__}: {e}", {}
 
@@ -189,6 +172,17 @@ def preprocess(
         _collect(map(_work, work), len(work), summary, quiet)
     _write_report(out_dir / REPORT_NAME, summary)
     return summary
+
+
+def run(o: PreprocessOptions, log=print) -> int:
+    """preprocess.py: converts, prints the summary; returns the exit status."""
+    settings = Settings(o.codec, o.sustain, o.max_silence)
+    summary = preprocess(o.midi_dir, o.out_dir, settings, o.jobs or 0, o.quiet)
+    for line in summary.lines():
+        log(line)
+    if summary.report:
+        log(f"details: {o.out_dir / REPORT_NAME}")
+    return summary.exit_code
 
 
 def _collect(results, total: int, summary: Summary, quiet: bool) -> None:

@@ -52,24 +52,35 @@ def to_wav(midi_path: Path, wav_path: Path, fluidsynth: tuple[str, Path] | None 
 
 def piano_roll(notes: Notes, png_path: Path, title: str = "") -> None:
     """One bar per note (time in seconds against pitch), darker when louder; written atomically."""
-    from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
     width = min(max(notes.duration, 4.0), 60.0) * 0.5 + 2
     figure = Figure(figsize=(width, 4), dpi=100)
-    ax = figure.add_subplot()
+    draw_piano_roll(figure.add_subplot(), notes, title)
+    figure.tight_layout()
+    save_png(figure, png_path)
+
+
+def draw_piano_roll(ax, notes: Notes, title: str = "", rgb=(0.1, 0.2, 0.5)) -> None:
+    """Draws `notes` on matplotlib axes `ax`: one bar per note, more opaque when louder."""
+    from matplotlib.collections import PolyCollection
+
     bars = [
         [(s, p - 0.4), (e, p - 0.4), (e, p + 0.4), (s, p + 0.4)]
         for s, e, p in zip(notes.start.tolist(), notes.end.tolist(), notes.pitch.tolist())
     ]
-    shade = [(0.1, 0.2, 0.5, 0.3 + 0.7 * v / 127) for v in notes.velocity.tolist()]
-    ax.add_collection(PolyCollection(bars, facecolors=shade, edgecolors="none"))
+    shade = [(*rgb, 0.3 + 0.7 * v / 127) for v in notes.velocity.tolist()]
+    # A thin white edge keeps repeated notes on one key apart.
+    ax.add_collection(PolyCollection(bars, facecolors=shade, edgecolors="white", linewidths=0.5))
     low, high = (int(notes.pitch.min()), int(notes.pitch.max())) if len(notes) else (60, 72)
     ax.set_xlim(0, max(notes.duration, 1.0))
     ax.set_ylim(low - 2, high + 2)
     ax.set_xlabel("seconds")
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)
-    figure.tight_layout()
+
+
+def save_png(figure, png_path: Path) -> None:
+    """A matplotlib figure to PNG, written atomically."""
     with replacing(png_path) as temp:
         figure.savefig(temp, format="png")

@@ -20,6 +20,8 @@ import torch
 from torch import Tensor
 
 from amadeus.atomic import write_bytes
+from amadeus.codec import PRESETS
+from amadeus.dataset import DataRecord
 from amadeus.errors import SessionError
 from amadeus.model import ModelConfig, PerformanceRNN
 
@@ -28,7 +30,7 @@ ORIGINAL_CODEC = "prnn"  # the original project's only token layout...
 ORIGINAL_EVENT_DIM = 240  # ...and its vocabulary size
 
 # Our keys beside the original three; any others are kept in Session.extra.
-_OUR_KEYS = {"codec", "step", "best_val_loss", "rng_state", "amadeus_format"}
+_OUR_KEYS = {"codec", "step", "best_val_loss", "rng_state", "amadeus_format", "data"}
 _ORIGINAL_KEYS = {"model_config", "model_state", "model_optimizer_state"}
 
 
@@ -43,6 +45,7 @@ class Session:
     step: int = 0  # optimizer steps taken so far
     best_val_loss: float | None = None
     rng: dict[str, Any] | None = None  # from capture_rng(), to resume exactly
+    data: DataRecord | None = None  # how the training data was cut and made (None: older file)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -58,19 +61,19 @@ class Session:
             "best_val_loss": self.best_val_loss,
             "rng_state": self.rng,
             "amadeus_format": FORMAT,
+            "data": None if self.data is None else self.data.to_dict(),
         }
-        try:
-            _write_atomically(data, path)
-        except OSError as e:
-            raise SessionError(f"{path}: cannot write: {e.strerror or e}") from e
+        write_checkpoint(data, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Session:
         """Read and check a `.sess` written by Amadeus or by the original project."""
         path = Path(path)
-        data = _read(path)
-        if not isinstance(data, dict):
-            raise SessionError(f"{path}: not a session (the file holds a {type(data).__name__})")
+        return cls.from_checkpoint(read_checkpoint(path), path)
+
+    @classmethod
+    def from_checkpoint(cls, data: dict, path: Path) -> Session:
+        """A session from the dict `read_checkpoint` gave for `path` (named in errors)."""
         if "quantization" in data:
             raise SessionError(
                 f"{path}: an int8 session (generate.py plays it; this needs the .sess)"
@@ -113,10 +116,67 @@ def restore_rng(state: dict[str, Any], np_rng: np.random.Generator | None = None
         np_rng.bit_generator.state = state["numpy"]
 
 
-def _write_atomically(data: dict, path: Path) -> None:
+@dataclass
+class Loaded:
+    """A model ready to play, float or int8, with what generation needs to know of it."""
+
+    model: Any  # PerformanceRNN or the int8 model: both offer `logits`, `step` and `config`
+    codec: str
+    data: DataRecord | None  # None for sessions written before sessions recorded their data
+    step: int
+    path: Path
+    int8: bool = False
+
+
+def write_checkpoint(data: dict, path: Path) -> None:
+    """`torch.save` atomically and durably: an interrupted save leaves the previous file."""
     buffer = io.BytesIO()
     torch.save(data, buffer)
-    write_bytes(path, buffer.getvalue(), durable=True)
+    try:
+        write_bytes(path, buffer.getvalue(), durable=True)
+    except OSError as e:
+        raise SessionError(f"{path}: cannot write: {e.strerror or e}") from e
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The dict a `.sess` or `.int8.sess` holds, read safely; SessionError for any defect."""
+    data = _read(path)
+    if not isinstance(data, dict):
+        raise SessionError(f"{path}: not a session (the file holds a {type(data).__name__})")
+    return data
+
+
+def data_record(data: dict, path: Path) -> DataRecord | None:
+    """The checkpoint's record of its data, None when it predates them."""
+    try:
+        value = data.get("data")
+        return None if value is None else DataRecord.from_dict(value)
+    except ValueError as e:
+        raise SessionError(f"{path}: {e}") from e
+
+
+def checked_codec(data: dict, path: Path, config: ModelConfig) -> str:
+    """The checkpoint's codec preset: known, and `prnn` when an original file records none."""
+    codec = expect(data, path, "codec", str, None)
+    if codec is None:
+        if config.event_dim != ORIGINAL_EVENT_DIM:
+            raise SessionError(
+                f"{path}: no codec recorded and event_dim {config.event_dim} is not the "
+                f"original's {ORIGINAL_EVENT_DIM}: unknown token layout"
+            )
+        return ORIGINAL_CODEC
+    if codec not in PRESETS:
+        raise SessionError(
+            f"{path}: unknown codec {codec!r} (this Amadeus knows {', '.join(PRESETS)})"
+        )
+    return codec
+
+
+def checked_config(data: dict, path: Path) -> ModelConfig:
+    try:
+        return ModelConfig.from_dict(expect(data, path, "model_config", dict))
+    except (TypeError, ValueError) as e:
+        raise SessionError(f"{path}: bad model_config: {e}") from e
 
 
 def _read(path: Path) -> Any:
@@ -144,29 +204,18 @@ def _summary(error: Exception) -> str:
 
 
 def _from_dict(data: dict, path: Path) -> Session:
-    try:
-        config = ModelConfig.from_dict(_expect(data, "model_config", dict))
-    except (TypeError, ValueError) as e:
-        raise SessionError(f"{path}: bad model_config: {e}") from e
-    codec = data.get("codec")
-    if codec is None and config.event_dim != ORIGINAL_EVENT_DIM:
-        raise SessionError(
-            f"{path}: no codec recorded and event_dim {config.event_dim} is not the original's "
-            f"{ORIGINAL_EVENT_DIM}: unknown token layout"
-        )
-    try:
-        return Session(
-            config=config,
-            model_state=_expect(data, "model_state", dict),
-            optimizer_state=_expect(data, "model_optimizer_state", dict, None),
-            codec=_expect(data, "codec", str, ORIGINAL_CODEC),
-            step=_expect(data, "step", int, 0),
-            best_val_loss=_optional_float(_expect(data, "best_val_loss", (float, int), None)),
-            rng=_expect(data, "rng_state", dict, None),
-            extra={k: v for k, v in data.items() if k not in _ORIGINAL_KEYS | _OUR_KEYS},
-        )
-    except TypeError as e:
-        raise SessionError(f"{path}: {e}") from e
+    config = checked_config(data, path)
+    return Session(
+        config=config,
+        model_state=expect(data, path, "model_state", dict),
+        optimizer_state=expect(data, path, "model_optimizer_state", dict, None),
+        codec=checked_codec(data, path, config),
+        step=expect(data, path, "step", int, 0),
+        best_val_loss=_optional_float(expect(data, path, "best_val_loss", (float, int), None)),
+        rng=expect(data, path, "rng_state", dict, None),
+        data=data_record(data, path),
+        extra={k: v for k, v in data.items() if k not in _ORIGINAL_KEYS | _OUR_KEYS},
+    )
 
 
 def _optional_float(value: float | None) -> float | None:
@@ -176,14 +225,18 @@ def _optional_float(value: float | None) -> float | None:
 _REQUIRED = object()
 
 
-def _expect(data: dict, key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED) -> Any:
-    """data[key] if it has the right type; `default` when absent (or None, for optional keys)."""
+def expect(
+    data: dict, path: Path, key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED
+) -> Any:
+    """data[key] if it has the right type; `default` when absent (or None, for optional keys).
+    Otherwise a SessionError naming the file, the key and what it holds."""
     value = data.get(key)
     if value is None and default is not _REQUIRED:
         return default
     if isinstance(value, bool) or not isinstance(value, kind):
         expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise TypeError(f"{key} is {type(value).__name__}, expected {expected}")
+        found = "missing" if value is None else type(value).__name__
+        raise SessionError(f"{path}: {key} is {found}, expected {expected}")
     return value
 
 

@@ -14,6 +14,7 @@ runs. A model with a `stepper(device)` method (the int8 one) supplies its own.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,6 @@ import torch
 
 from amadeus.model import PerformanceRNN
 
-LEAKY_SLOPE = 0.1  # concat_input_fc_activation
 TORCH_MATMUL_ROWS = range(2, 17)  # batch sizes whose matrix products go to torch: see _matmul
 
 
@@ -38,6 +38,24 @@ def make_stepper(model: Any, device: torch.device | str = "cpu") -> Any:
 
 def _f32(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+@torch.no_grad()
+def _input_tables(model: PerformanceRNN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's own input layer, tabulated in float64 (concat_input_fc is linear in the event's
+    embedding and the control): (the pre-activation of each event with control zeros and flag 0
+    [V, H], each control unit's share of it [C, H], each event's unconditioned input after the
+    activation [V, H])."""
+    double = copy.deepcopy(model).cpu().double().eval()
+    c = model.config
+    tokens = torch.arange(c.event_dim)[None]  # [1, V]
+    zeros = torch.zeros(1, c.event_dim, c.control_dim, dtype=torch.float64)
+    event_in = double.concat_input_fc(double.input_features(tokens, zeros))[0]  # [V, H]
+    units = torch.eye(c.control_dim, dtype=torch.float64)[None]  # [1, C, C]
+    first = tokens[:, :1].expand(1, c.control_dim)  # any event: the control's share is linear
+    control_in = double.concat_input_fc(double.input_features(first, units))[0] - event_in[0]
+    uncontrolled = double.embed_inputs(tokens)[0]  # [V, H]
+    return event_in.numpy(), control_in.numpy(), uncontrolled.numpy()
 
 
 def _matmul(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -65,11 +83,12 @@ class NumpyStepper:
         c = model.config
         self.start_token, self.event_dim = model.start_token, c.event_dim
         self.layers, self.hidden_dim = c.gru_layers, c.hidden_dim
+        self.slope = model.concat_input_fc_activation.negative_slope
         w = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
-        fc, H, V = w["concat_input_fc.weight"], c.hidden_dim, c.event_dim  # fc [H, V+1+C]
-        event_in = w["event_embedding.weight"] @ fc[:, :V].T + w["concat_input_fc.bias"]  # [V, H]
-        self.event_in, self.control_in = _f32(event_in), _f32(fc[:, V + 1 :].T)  # [C, H]
+        event_in, control_in, uncontrolled = _input_tables(model)  # float64
+        self.event_in, self.control_in = _f32(event_in), _f32(control_in)  # [V, H], [C, H]
         self.gate_x, self.gate_h, self.bias_x, self.bias_hn = [], [], [], []
+        H = c.hidden_dim
         for layer in range(c.gru_layers):
             b_ih, b_hh = w[f"gru.bias_ih_l{layer}"], w[f"gru.bias_hh_l{layer}"]
             self.gate_x.append(_f32(w[f"gru.weight_ih_l{layer}"].T))  # [H, 3H], gates r, z, n
@@ -77,9 +96,8 @@ class NumpyStepper:
             # r and z add both biases; n's hidden bias stays inside r * (W_hn h + b_hn).
             self.bias_x.append(_f32(b_ih + np.concatenate([b_hh[: 2 * H], np.zeros(H)])))
             self.bias_hn.append(_f32(b_hh[2 * H :]))
-        x = event_in + fc[:, V]  # "no control" flag 1, control zeros
-        x = np.where(x > 0, x, LEAKY_SLOPE * x)
-        self.uncontrolled = _f32(x @ w["gru.weight_ih_l0"].T + self.bias_x[0])  # [V, 3H]
+        gates0 = uncontrolled @ w["gru.weight_ih_l0"].T  # [V, 3H]
+        self.uncontrolled = _f32(gates0 + self.bias_x[0])
         self.init_w, self.init_b = _f32(w["inithid_fc.weight"].T), _f32(w["inithid_fc.bias"])
         self.out_w, self.out_b = _f32(w["output_fc.weight"].T), _f32(w["output_fc.bias"])
 
@@ -101,7 +119,7 @@ class NumpyStepper:
             gates_x = self.uncontrolled[events]  # [B, 3H]
         else:
             x = self.event_in[events] + _f32(control) @ self.control_in  # [B, H]
-            x = np.maximum(x, LEAKY_SLOPE * x)
+            x = np.maximum(x, self.slope * x)  # LeakyReLU, slope < 1
             gates_x = _matmul(x, self.gate_x[0]) + self.bias_x[0]
         new = np.empty_like(hidden)  # [B, L*H]
         for layer in range(self.layers):
@@ -154,6 +172,3 @@ class TorchStepper:
 
     def take(self, hidden: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
         return hidden[:, torch.tensor(rows, device=self.device)]  # [L, R, H]
-
-
-# -- the loops ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +24,19 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from amadeus import augment
 from amadeus import controls as ctl
 from amadeus.atomic import writable_folder
 from amadeus.codec import EventCodec
-from amadeus.dataset import Windows
+from amadeus.dataset import DataRecord, Windows, load_split
 from amadeus.device import autocast_dtype, keep_freed_memory, resolve_device
 from amadeus.errors import DatasetError, UsageError
-from amadeus.evaluation import load_split, mean_loss
+from amadeus.evaluation.features import longest_note
+from amadeus.evaluation.likelihood import mean_loss
 from amadeus.model import ModelConfig, PerformanceRNN
 from amadeus.progress import progress
+from amadeus.schedule import TIMED_STEPS, Schedule, estimated_horizon
 from amadeus.session import Session, build_model, capture_rng, restore_rng
-
-TRANSPOSITIONS = np.arange(-6, 6)  # semitones, as the original drew them
 
 
 @dataclass
@@ -49,7 +50,10 @@ class TrainOptions:
     stride_size: int = 10
     control_ratio: float = 1.0  # fraction of batches that see their controls
     teacher_forcing_ratio: float = 1.0
-    use_transposition: bool = False
+    use_transposition: bool = True  # each window moved by -6..5 semitones
+    time_stretch: bool = True  # the pieces also at 0.95, 0.975, 1.025 and 1.05 times the tempo
+    lr_schedule: str = "cosine"  # or constant: see amadeus.schedule
+    warmup_steps: int = 50
     model_params: dict = field(default_factory=dict)  # overrides of ModelConfig for a new model
     reset_optimizer: bool = False
     enable_logging: bool = False  # TensorBoard in runs/
@@ -99,9 +103,12 @@ class Run:
     step: int
     best_val_loss: float | None
     seed: int
+    data: DataRecord  # how the data was cut and made, saved in every session
+    schedule: Schedule
     rank: int = 0
     world_size: int = 1
     autocast: torch.dtype | None = None  # products' type in training steps; None: float32
+    timed_seconds: float = 0.0  # of TIMED_STEPS, to estimate a --max-time run's length
 
 
 def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
@@ -111,18 +118,27 @@ def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
     keep_freed_memory()
     writable_folder(options.session.parent)  # a run must not learn for hours, then fail to save
     session = Session.load(options.session) if options.session.exists() else None
-    train_pieces, val_pieces, codec_name = load_split(
-        options.dataset, options.val_fraction, session.codec if session else None
+    split = load_split(options.dataset, options.val_fraction, session.codec if session else None)
+    codec = EventCodec(split.settings.codec)
+    record = DataRecord(
+        dataset=str(options.dataset),
+        window=options.window_size,
+        stride=options.stride_size,
+        val_fraction=options.val_fraction,
+        settings=split.settings,
+        longest_note=longest_note(split.train, codec),
     )
-    codec = EventCodec(codec_name)
-    train = Windows(train_pieces, options.window_size, options.stride_size)
+    pieces = augment.time_stretched(split.train, codec) if options.time_stretch else split.train
+    train = Windows(pieces, options.window_size, options.stride_size)
     if train.batches_per_epoch(options.batch_size, world_size) == 0:
         raise DatasetError(
             f"{options.dataset}: {len(train)} training windows of {options.window_size} events, "
             f"fewer than the batch size {options.batch_size} x {world_size} processes"
         )
     validation = (
-        Windows(val_pieces, options.window_size, options.window_size) if val_pieces else None
+        Windows(split.validation, options.window_size, options.window_size)
+        if split.validation
+        else None
     )
 
     if session is None:
@@ -144,6 +160,7 @@ def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
     torch.manual_seed(seed * 1000 + rank + step)
     if session is not None and session.rng and world_size == 1:
         restore_rng(session.rng)
+    schedule = _schedule(options, session)
     net = model
     if world_size > 1:
         net = DistributedDataParallel(
@@ -161,9 +178,24 @@ def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
         step,
         best,
         seed,
+        record,
+        schedule,
         rank,
         world_size,
         autocast,
+    )
+
+
+def _schedule(options: TrainOptions, session: Session | None) -> Schedule:
+    """The run's learning-rate schedule: the one its session recorded (a resumed run keeps its
+    curve, at the peak now asked for), or a new one spanning --max-steps when given."""
+    if options.lr_schedule not in ("cosine", "constant"):
+        raise UsageError(f"--lr-schedule {options.lr_schedule}: choose cosine or constant")
+    recorded = Schedule.from_dict(session.extra.get("lr_schedule")) if session else None
+    if recorded is not None and recorded.kind == options.lr_schedule:
+        return replace(recorded, peak=options.learning_rate)
+    return Schedule(
+        options.learning_rate, options.lr_schedule, options.warmup_steps, horizon=options.max_steps
     )
 
 
@@ -176,16 +208,15 @@ def save(run: Run, path: Path | None = None) -> None:
         step=run.step,
         best_val_loss=run.best_val_loss,
         rng=capture_rng(),
-        extra={"seed": run.seed},
+        data=run.data,
+        extra={"seed": run.seed, "lr_schedule": run.schedule.to_dict()},
     ).save(path or run.options.session)
 
 
 def to_tensors(run: Run, events: np.ndarray, compact: np.ndarray, rng: np.random.Generator):
     """A numpy batch -> (events [T, B] long, controls [T, B, 24] float or None) on the device."""
     if run.options.use_transposition:
-        offset = int(rng.choice(TRANSPOSITIONS))
-        events = run.codec.transpose(events, offset)
-        compact = ctl.transpose(compact, offset)
+        events, compact = augment.transpose_windows(events, compact, run.codec, rng)
     use_controls = rng.random() < run.options.control_ratio
     events = torch.from_numpy(events).to(run.device)
     controls = torch.from_numpy(ctl.expand(compact)).to(run.device) if use_controls else None
@@ -266,6 +297,8 @@ def train_step(run: Run) -> tuple[float, float]:
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), o.clip_norm)
+    for group in run.optimizer.param_groups:
+        group["lr"] = run.schedule.rate(run.step)
     run.optimizer.step()
     run.step += 1
     return loss.item(), norm.item()
@@ -290,19 +323,42 @@ def _loop(run: Run, bar, stop: StopFlag, writer, log) -> None:
 
         tick = time.perf_counter()
         loss, norm = train_step(run)
-        speed = events_per_step / (time.perf_counter() - tick)
+        took = time.perf_counter() - tick
+        speed = events_per_step / took
+        _estimate_horizon(run, took, started, log)
         if main:
             bar.set_postfix(loss=f"{loss:.3f}")
             if writer:
                 for name, value in (
                     ("loss", loss),
                     ("grad_norm", norm),
-                    ("learning_rate", o.learning_rate),
+                    ("learning_rate", run.schedule.rate(run.step - 1)),
                     ("events_per_s", speed),
                 ):
                     writer.add_scalar(f"train/{name}", value, run.step)
             if run.step % 50 == 0 or run.step == 1:
                 log(f"step {run.step} loss {loss:.4f} grad {norm:.2f} {speed:,.0f} events/s")
+
+
+def _estimate_horizon(run: Run, step_seconds: float, started: float, log) -> None:
+    """For a --max-time run, the length of the cosine, from the speed of TIMED_STEPS (the
+    steps before them still map memory); the same on every rank."""
+    s = run.schedule
+    first, last = TIMED_STEPS
+    if s.kind != "cosine" or s.horizon is not None or run.options.max_time is None:
+        return
+    if run.step > first:
+        run.timed_seconds += step_seconds
+    if run.step == last:
+        per_step = run.timed_seconds / (last - first)
+        left = run.options.max_time - (time.monotonic() - started)
+        estimate = float(estimated_horizon(run.step, per_step, left))
+        horizon = torch.tensor([estimate], device=run.device)
+        if run.world_size > 1:
+            dist.all_reduce(horizon, op=dist.ReduceOp.MIN)
+        run.schedule = s.with_horizon(int(horizon.item()))
+        if run.rank == 0:
+            log(f"learning rate: cosine over {run.schedule.horizon} steps ({per_step:.2f} s/step)")
 
 
 def _evaluate(run: Run, writer, log) -> None:

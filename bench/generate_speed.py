@@ -22,19 +22,23 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amadeus import cli  # noqa: E402
+from amadeus.codec import EventCodec  # noqa: E402
 from amadeus.device import CHOICES, resolve_device  # noqa: E402
-from amadeus.generation import begin, initial_noise, sample  # noqa: E402
+from amadeus.generation import initial_noise, sample_from_start  # noqa: E402
 from amadeus.model import ModelConfig, PerformanceRNN  # noqa: E402
+from amadeus.sampling import SamplingRules  # noqa: E402
 from amadeus.session import Session, build_model  # noqa: E402
 from amadeus.stepper import make_stepper  # noqa: E402
 
 BATCHES = (1, 8, 64)  # the issue's two, and generate.py's default
+CODEC, RULES = EventCodec("prnn"), SamplingRules(max_note_seconds=4.0)
 
 
 def ours(stepper, init_dim: int, batch: int, steps: int) -> None:
+    """generate.py's sampling loop with its default rules (valid events, a 4 s note limit)."""
     rng = np.random.default_rng(0)
-    hidden, event = begin(stepper, initial_noise(batch, init_dim, rng))
-    sample(stepper, hidden, event, steps, rng)
+    init = initial_noise(batch, init_dim, rng)
+    sample_from_start(stepper, CODEC, RULES, init, steps, rng)
 
 
 @torch.no_grad()

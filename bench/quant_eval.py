@@ -26,23 +26,27 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amadeus import cli  # noqa: E402
-from amadeus.dataset import Windows  # noqa: E402
+from amadeus.codec import EventCodec  # noqa: E402
+from amadeus.dataset import Windows, load_split  # noqa: E402
 from amadeus.device import CHOICES, resolve_device  # noqa: E402
-from amadeus.evaluation import load_split, mean_loss  # noqa: E402
-from amadeus.generation import begin, initial_noise, sample  # noqa: E402
+from amadeus.evaluation.likelihood import mean_loss  # noqa: E402
+from amadeus.generation import initial_noise, sample_from_start  # noqa: E402
 from amadeus.quant.quantizer import quantize  # noqa: E402
 from amadeus.quant.session import state_bytes  # noqa: E402
 from amadeus.quant.stats import load_stats  # noqa: E402
+from amadeus.sampling import SamplingRules  # noqa: E402
 from amadeus.session import Session, build_model  # noqa: E402
 from amadeus.stepper import make_stepper  # noqa: E402
 
 BATCHES = (1, 8, 64)
+CODEC, RULES = EventCodec("prnn"), SamplingRules(max_note_seconds=4.0)
 
 
 def generate(stepper, init_dim: int, batch: int, steps: int) -> None:
+    """generate.py's sampling loop with its default rules (valid events, a 4 s note limit)."""
     rng = np.random.default_rng(0)
-    hidden, event = begin(stepper, initial_noise(batch, init_dim, rng))
-    sample(stepper, hidden, event, steps, rng)
+    init = initial_noise(batch, init_dim, rng)
+    sample_from_start(stepper, CODEC, RULES, init, steps, rng)
 
 
 def events_per_second(model, device, batch: int, steps: int, repeats: int) -> float:
@@ -59,7 +63,7 @@ def events_per_second(model, device, batch: int, steps: int, repeats: int) -> fl
 
 
 def perplexity(model, args: argparse.Namespace, codec: str, device: torch.device) -> float:
-    _, validation, _ = load_split(args.dataset, args.val_fraction, codec)
+    validation = load_split(args.dataset, args.val_fraction, codec).validation
     windows = Windows(validation, args.window_size, args.window_size)
     starts = windows.evenly(args.val_windows)
     return math.exp(mean_loss(model, windows, starts, 64, device))

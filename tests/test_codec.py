@@ -1,11 +1,14 @@
 """The token layout pinned by tables, exact tokens for small performances, round trips and a
 decoder that never fails on model output."""
 
+import doctest
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amadeus import codec as codec_module
 from amadeus.codec import DEFAULT_NOTE_SECONDS, MIN_NOTE_SECONDS, EventCodec
 from amadeus.notes import Notes
 
@@ -146,6 +149,26 @@ def test_decode_lenient_rules():
     # B and C are unreleased: they last until the end, at most DEFAULT_NOTE_SECONDS.
     assert decoded.end[1] == pytest.approx(one + DEFAULT_NOTE_SECONDS)
     assert decoded.end[2] == pytest.approx(2 * one + DEFAULT_NOTE_SECONDS)
+
+
+def test_decode_counts_what_it_skipped():
+    on, off, shift = PRNN.offset["note_on"], PRNN.offset["note_off"], PRNN.offset["time_shift"]
+    tokens = [-1, off + 5, on + 10, shift, on + 10, shift, off + 10, off + 10, on + 20, 240]
+    notes, skipped = PRNN.decode_counted(np.array(tokens))
+    assert len(notes) == 3
+    assert skipped == {
+        "outside the vocabulary": 2,
+        "orphan note-off": 2,  # off + 5, and the second off + 10
+        "note-on over a sounding note": 1,
+        "note never released": 1,
+    }
+    clean = PRNN.encode(Notes.build([0, 0.5], [1, 2], [60, 64], [80, 80]))
+    assert PRNN.decode_counted(clean)[1] == {}
+
+
+def test_worked_example_in_the_docstring():
+    result = doctest.testmod(codec_module)
+    assert result.attempted >= 5 and result.failed == 0
 
 
 def test_decode_empty_and_foreign_tokens():

@@ -55,6 +55,10 @@ def test_defects_name_the_file(tmp_path):
             read_data(tmp_path / name)
     with pytest.raises(DatasetError, match="cannot read"):
         read_data(tmp_path / "missing.data")
+    ten = piece(10)
+    write_data(tmp_path / "remi.data", Piece(ten.tokens, ten.controls, "remi", {}))
+    with pytest.raises(DatasetError, match="remi.data: unknown codec 'remi'"):
+        read_data(tmp_path / "remi.data")
 
 
 def test_split_is_deterministic_and_by_file(tmp_path):

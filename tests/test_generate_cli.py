@@ -224,3 +224,18 @@ def test_bad_input(world, name):
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert world["bad"][name][1] in lines[0]
     assert not (world["out"] / "bad").exists() or not list((world["out"] / "bad").iterdir())
+
+
+def test_runs_number_on_and_never_overwrite(world, tmp_path):
+    base = ["-s", world["files"]["tiny"], "-b", "2", "-l", "30", "-o", tmp_path]
+    for seed in ("1", "2"):
+        code, _, stderr = in_process([*base, "--seed", seed])
+        assert code == 0, stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"tiny-{i:03d}.mid" for i in range(4)]
+    first = (tmp_path / "tiny-000.mid").read_bytes()
+    assert (tmp_path / "tiny-002.mid").read_bytes() != first  # the second run, another seed
+    code, _, stderr = in_process([*base, "--seed", "2", "--overwrite"])
+    assert code == 0, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    assert (tmp_path / "tiny-000.mid").read_bytes() == (tmp_path / "tiny-002.mid").read_bytes()

@@ -13,10 +13,16 @@ from amadeus import controls as ctl
 from amadeus import generation as gen
 from amadeus import render
 from amadeus import stepper as stepping
-from amadeus.dataset import Piece, write_data
+from amadeus.dataset import Piece, Settings, write_data
 from amadeus.errors import UsageError
 from amadeus.model import PerformanceRNN
 from amadeus.notes import Notes
+from amadeus.sampling import Sampler, SamplingRules, pick
+
+
+def free(rows: int, **rules) -> Sampler:
+    """A sampler with no performance rules: any vocabulary, every token allowed."""
+    return Sampler(None, rows, SamplingRules(valid_only=False, **rules))
 
 
 def tiny(event_dim=240, hidden_dim=24, gru_layers=2, seed=0) -> PerformanceRNN:
@@ -100,7 +106,7 @@ def test_torch_stepper_gives_the_numpy_steppers_music():
         stepping.TorchStepper(model, torch.device("cpu")),
     ):
         hidden, event = gen.begin(stepper, init)
-        results.append(gen.beam_search(stepper, hidden, event, 8, beam_size=3))
+        results.append(gen.beam_search(stepper, hidden, event, 8, 3, free(2)))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5)
 
@@ -108,11 +114,11 @@ def test_torch_stepper_gives_the_numpy_steppers_music():
 # -- sampling -----------------------------------------------------------------------------------
 
 
-def generate(model, seed, steps=40, batch=4, **kwargs):
+def generate(model, seed, steps=40, batch=4, **rules):
     rng = np.random.default_rng(seed)
     stepper = stepping.NumpyStepper(model)
     hidden, event = gen.begin(stepper, gen.initial_noise(batch, 8, rng))
-    return gen.sample(stepper, hidden, event, steps, rng, **kwargs)
+    return gen.sample(stepper, hidden, event, steps, rng, free(batch, **rules))
 
 
 def test_sampling_is_determined_by_the_seed():
@@ -129,7 +135,7 @@ def test_greedy_ratio_one_is_argmax():
     init = gen.initial_noise(2, 8, rng)
     stepper = stepping.NumpyStepper(model)
     hidden, event = gen.begin(stepper, init)
-    tokens = gen.sample(stepper, hidden, event, 30, rng, greedy=1.0)
+    tokens = gen.sample(stepper, hidden, event, 30, rng, free(2, greedy=1.0))
     with torch.no_grad():  # the argmax loop, on the model itself
         hidden = model.init_to_hidden(torch.from_numpy(init))
         event = torch.full((2,), model.start_token)
@@ -141,7 +147,7 @@ def test_greedy_ratio_one_is_argmax():
 
 def test_very_low_temperature_is_argmax():
     logits = np.random.default_rng(4).normal(size=(500, 240)).astype(np.float32)
-    picked = gen.pick(logits, np.random.default_rng(0), temperature=1e-6)
+    picked = pick(logits, np.random.default_rng(0), SamplingRules(temperature=1e-6))
     np.testing.assert_array_equal(picked, logits.argmax(1))
 
 
@@ -149,7 +155,8 @@ def test_very_low_temperature_is_argmax():
 def test_sampling_follows_the_softmax(temperature):
     logits = np.array([2.0, 0.5, -1.0, 1.0, 0.0], dtype=np.float32)
     n = 100_000
-    picked = gen.pick(np.tile(logits, (n, 1)), np.random.default_rng(7), temperature)
+    rules = SamplingRules(temperature=temperature)
+    picked = pick(np.tile(logits, (n, 1)), np.random.default_rng(7), rules)
     p = np.exp(logits / temperature) / np.exp(logits / temperature).sum()
     freq = np.bincount(picked, minlength=5) / n
     assert np.abs(freq - p).max() < 5 * np.sqrt(p.max() / n)  # 5 standard deviations
@@ -158,7 +165,7 @@ def test_sampling_follows_the_softmax(temperature):
 def test_greedy_ratio_mixes_per_row():
     logits = np.tile(np.array([0.0, 0.0, 3.0, 0.0], dtype=np.float32), (20_000, 1))
     p_argmax = np.exp(3) / (np.exp(3) + 3)
-    picked = gen.pick(logits, np.random.default_rng(8), greedy=0.5)
+    picked = pick(logits, np.random.default_rng(8), SamplingRules(greedy=0.5))
     assert (picked == 2).mean() == pytest.approx(0.5 + 0.5 * p_argmax, abs=0.015)
 
 
@@ -186,7 +193,8 @@ def small_vocab():
 def run_beam(model, init, steps, beam_size, **kwargs):
     stepper = stepping.NumpyStepper(model)
     hidden, event = gen.begin(stepper, init)
-    tokens, score = gen.beam_search(stepper, hidden, event, steps, beam_size, **kwargs)
+    sampler = free(len(init))
+    tokens, score = gen.beam_search(stepper, hidden, event, steps, beam_size, sampler, **kwargs)
     return tuple(tokens[0].tolist()), float(score[0])
 
 
@@ -218,7 +226,7 @@ def test_one_beam_is_greedy(small_vocab):
     model, init, _ = small_vocab
     stepper = stepping.NumpyStepper(model)
     hidden, event = gen.begin(stepper, init)
-    greedy = gen.sample(stepper, hidden, event, 5, np.random.default_rng(0), greedy=1.0)
+    greedy = gen.sample(stepper, hidden, event, 5, np.random.default_rng(0), free(1, greedy=1.0))
     assert run_beam(model, init, 5, beam_size=1)[0] == tuple(greedy[0].tolist())
 
 
@@ -230,7 +238,7 @@ def test_stochastic_single_beam_samples_the_model(small_vocab):
     hidden, event = gen.begin(stepper, np.zeros((1, 8), dtype=np.float32))
     # n copies of one row (a batch of zero inits would not do: init_to_hidden mixes rows)
     hidden, event = stepper.take(hidden, np.zeros(n, int)), np.repeat(event, n)
-    tokens, _ = gen.beam_search(stepper, hidden, event, 3, 1, rng=np.random.default_rng(9))
+    tokens, _ = gen.beam_search(stepper, hidden, event, 3, 1, free(n), rng=np.random.default_rng(9))
     index = (tokens * V ** np.arange(2, -1, -1)).sum(1)
     freq = np.bincount(index, minlength=V**3) / n
     p = np.exp([scores[seq] for seq in itertools.product(range(V), repeat=3)])
@@ -339,9 +347,8 @@ def test_conditioned_sampling_uses_each_steps_control():
     controls = rng.random((10, 24), dtype=np.float32)
     init = gen.initial_noise(2, 8, rng)
     hidden, event = gen.begin(stepper, init)
-    tokens = gen.sample(
-        stepper, hidden, event, 10, np.random.default_rng(0), greedy=1.0, controls=controls
-    )
+    greedy = free(2, greedy=1.0)
+    tokens = gen.sample(stepper, hidden, event, 10, np.random.default_rng(0), greedy, controls)
     inputs = np.concatenate([np.full((1, 2), model.start_token), tokens[:, :-1].T])
     logits, _ = torch_steps(model, init, inputs, np.repeat(controls[:, None], 2, 1))
     np.testing.assert_array_equal(tokens.T, logits.argmax(-1))
@@ -393,12 +400,12 @@ def test_primer_seconds_keeps_only_the_start(tmp_path):
     midi.write(
         Notes.build(start, start + 0.4, 60 + np.arange(20) % 12, [80] * 20), tmp_path / "p.mid"
     )
-    whole = gen.read_primer(tmp_path / "p.mid", codec)
-    first = gen.read_primer(tmp_path / "p.mid", codec, seconds=2.75)
+    whole = gen.read_primer(tmp_path / "p.mid", codec, Settings())
+    first = gen.read_primer(tmp_path / "p.mid", codec, Settings(), seconds=2.75)
     assert np.array_equal(first.tokens, whole.tokens[: len(first.tokens)])
     decoded = codec.decode(first.tokens)
     assert len(decoded) == 6 and decoded.start.max() < 2.75  # onsets at 0, 0.5, ..., 2.5 s
     late = tmp_path / "late.mid"  # silence is capped at 3 s: the first note starts at 3 s
     midi.write(Notes.build([5.0], [6.0], [60], [80]), late)
     with pytest.raises(UsageError, match="no notes start in the first 1 s"):
-        gen.read_primer(late, codec, seconds=1.0)
+        gen.read_primer(late, codec, Settings(), seconds=1.0)

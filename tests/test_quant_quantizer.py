@@ -15,13 +15,8 @@ from amadeus.errors import StatsError
 from amadeus.model import PerformanceRNN
 from amadeus.quant import kernel, native
 from amadeus.quant.linear import Int8Embedding, Int8Linear
-from amadeus.quant.quantizer import (
-    calibrate,
-    from_state_dict,
-    quantize,
-    quantized_linears,
-    split,
-)
+from amadeus.quant.models import Int8PerformanceRNN, quantized_linears, split
+from amadeus.quant.quantizer import calibrate, quantize
 from amadeus.quant.stats import load_stats
 from amadeus.quant.stepper import Int8Stepper
 
@@ -145,7 +140,7 @@ def test_save_and_load(trained):
     buffer = io.BytesIO()
     torch.save(int8.state_dict(), buffer)
     buffer.seek(0)
-    loaded = from_state_dict(int8.config, torch.load(buffer, weights_only=True))
+    loaded = Int8PerformanceRNN.from_state_dict(int8.config, torch.load(buffer, weights_only=True))
     with torch.no_grad():
         assert torch.equal(
             loaded.logits(init, events, controls), int8.logits(init, events, controls)

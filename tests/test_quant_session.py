@@ -9,7 +9,8 @@ import torch
 
 from amadeus.errors import SessionError, UsageError
 from amadeus.model import PerformanceRNN
-from amadeus.quant.quantizer import Int8PerformanceRNN, calibrate, quantize
+from amadeus.quant.models import Int8PerformanceRNN
+from amadeus.quant.quantizer import calibrate, quantize
 from amadeus.quant.session import SCHEME, load_any, load_int8, save_int8, state_bytes
 from amadeus.quant.stats import load_stats, save_stats
 from amadeus.session import Session
@@ -48,7 +49,8 @@ def logits(model, inputs):
 
 def test_round_trip(models, int8_file):
     _, _, int8, inputs = models
-    loaded, codec = load_int8(int8_file)
+    loaded = load_int8(int8_file)
+    loaded, codec = loaded.model, loaded.codec
     assert isinstance(loaded, Int8PerformanceRNN) and not loaded.training
     assert codec == "prnn" and loaded.config == int8.config
     assert torch.equal(logits(loaded, inputs), logits(int8, inputs))
@@ -74,14 +76,15 @@ def test_load_any_tells_float_from_int8(models, int8_file, tmp_path):
     Session(model.config, model.state_dict(), codec="prnn").save(float_file)
     save_stats(stats, stats_file)
 
-    loaded, codec = load_any(float_file)
-    assert type(loaded) is PerformanceRNN and not loaded.training and codec == "prnn"
-    assert torch.equal(logits(loaded, inputs), logits(model, inputs))
+    loaded = load_any(float_file)
+    assert type(loaded.model) is PerformanceRNN and not loaded.model.training
+    assert (loaded.codec, loaded.int8, loaded.path) == ("prnn", False, float_file)
+    assert torch.equal(logits(loaded.model, inputs), logits(model, inputs))
 
-    loaded, _ = load_any(int8_file)
-    assert isinstance(loaded, Int8PerformanceRNN)
+    loaded = load_any(int8_file)
+    assert isinstance(loaded.model, Int8PerformanceRNN) and loaded.int8
 
-    on_the_fly, _ = load_any(float_file, stats_file)  # quantized as quantize.py would
+    on_the_fly = load_any(float_file, stats_file).model  # quantized as quantize.py would
     assert isinstance(on_the_fly, Int8PerformanceRNN)
     assert torch.equal(logits(on_the_fly, inputs), logits(int8, inputs))
 
@@ -114,8 +117,8 @@ def _bigger(data):
         (_set("quantization", {"scheme": "fake-int4", "format": 1}), "unknown quantization"),
         (_set("quantization", {"scheme": SCHEME, "format": 99}), "newer Amadeus (format 99)"),
         (_set("model_config", {"hidden_dim": 16}), "bad model_config: missing key"),
-        (_set("codec", None), "codec is missing, expected a str"),
-        (_set("int8_state", [1, 2]), "int8_state is a list, expected a dict"),
+        (_set("codec", None), "codec is missing, expected str"),
+        (_set("int8_state", [1, 2]), "int8_state is list, expected dict"),
         (_bigger, "int8_state does not match model_config: size mismatch for inithid_fc.weight"),
         (_state("output_fc.extra", torch.zeros(1)), "does not match model_config: Unexpected"),
         (_state("output_fc.weight", torch.zeros(V, 32)), "output_fc.weight is torch.float32"),

@@ -22,9 +22,10 @@ import yaml
 from test_training import make_dataset, options
 
 from amadeus import cli
-from amadeus.dataset import Windows
-from amadeus.evaluation import load_split, mean_loss
-from amadeus.quant.quantizer import Int8PerformanceRNN, quantize
+from amadeus.dataset import Windows, load_split
+from amadeus.evaluation.likelihood import mean_loss
+from amadeus.quant.models import Int8PerformanceRNN
+from amadeus.quant.quantizer import quantize
 from amadeus.quant.session import load_int8
 from amadeus.quant.stats import load_stats
 from amadeus.session import Session, build_model
@@ -42,8 +43,17 @@ def inputs(tmp: Path) -> dict[str, Path]:
     make_dataset(tmp / "magenta", files=2, codec="magenta")
     train(prepare(options(tmp, max_steps=40, learning_rate=1e-2)), log=lambda _: None)
     (tmp / "corrupt.sess").write_bytes(b"PK\x03\x04 not really a zip")
+    older = Session.load(tmp / "m.sess")
+    older.data = None  # as sessions were before they recorded their data
+    older.save(tmp / "older.sess")
     (tmp / "out").mkdir()
     return {"sess": tmp / "m.sess", "data": tmp / "data", "out": tmp / "out", "tmp": tmp}
+
+
+def recorded(f: dict, stats: Path, *extra) -> list:
+    """Only the session: its dataset, window and split come from its record."""
+    common = ["-b", BATCH, "--val-windows", VAL_WINDOWS, "--batches", 6, "--quiet"]
+    return ["-s", f["sess"], "-q", stats, *common, *extra]
 
 
 def args(f: dict, stats: Path, *extra) -> list:
@@ -113,6 +123,10 @@ def bad_runs(f: dict, spoiled: dict) -> dict[str, tuple[list, str]]:
             args(f, out / "bad.yaml", "-o", f["sess"]),
             f"--output {f['sess']}: would overwrite the float session",
         ),
+        "older session without a dataset": (
+            [calibrating[0], f["tmp"] / "older.sess", *calibrating[2:4], *calibrating[6:]],
+            f"{f['tmp'] / 'older.sess'}: the session does not record its dataset",
+        ),
         "windows longer than the music": (
             [*evaluating(out / "m.yaml"), "-w", "100000"],
             f"{f['data']}: no validation window of 100000 events",
@@ -155,6 +169,9 @@ def world(tmp_path_factory):
         results["evaluate"] = in_process(args(f, out / "m.yaml", "--evaluate"))
         results["again"] = in_process(args(f, out / "again.yaml"))
         results["other seed"] = in_process(args(f, out / "other.yaml", "--seed", "1"))
+        results["recorded"] = in_process(recorded(f, out / "recorded.yaml"))
+        overridden = recorded(f, out / "overridden.yaml", "--val-fraction", "0.5", "-w", WINDOW)
+        results["overridden"] = in_process(overridden)
         bad = bad_runs(f, bad_stats(f))
         results |= {name: in_process(arguments) for name, (arguments, _) in bad.items()}
         yield {"files": f, "results": results, "bad": bad}
@@ -211,7 +228,9 @@ def test_int8_session_holds_the_quantized_model(world):
     f = world["files"]
     model = build_model(Session.load(f["sess"])).eval()
     want = quantize(model, load_stats(f["out"] / "m.yaml"))
-    loaded, codec = load_int8(f["out"] / "m.int8.sess")
+    loaded = load_int8(f["out"] / "m.int8.sess")
+    assert loaded.data == Session.load(f["sess"]).data and loaded.data is not None
+    loaded, codec = loaded.model, loaded.codec
     assert isinstance(loaded, Int8PerformanceRNN) and codec == "prnn"
     assert loaded.state_dict().keys() == want.state_dict().keys()
     assert all(torch.equal(v, want.state_dict()[k]) for k, v in loaded.state_dict().items())
@@ -228,14 +247,28 @@ def test_perplexity_on_train_py_validation_windows(world):
     run = prepare(options(f["tmp"], batch_size=BATCH, window_size=WINDOW))
     assert fp32 == pytest.approx(math.exp(validate(run)), abs=1e-4)
     # and the int8 figure is the int8 session's, on the same windows
-    _, validation, _ = load_split(f["data"], 0.1)
+    validation = load_split(f["data"], 0.1).validation
     windows = Windows(validation, WINDOW, WINDOW)
     starts = windows.evenly(VAL_WINDOWS)
-    model, _ = load_int8(f["out"] / "m.int8.sess")
+    model = load_int8(f["out"] / "m.int8.sess").model
     assert int8 == pytest.approx(math.exp(mean_loss(model, windows, starts, BATCH)), abs=1e-4)
     assert diff == pytest.approx(100 * (int8 / fp32 - 1), abs=0.01)
     assert abs(diff) < 2  # int8 within 2% of fp32 even on this tiny model
     assert "16 validation windows of 32 events, zero init" in ok(world, "calibrate")
+
+
+def test_data_comes_from_the_session(world):
+    out = world["files"]["out"]
+    stdout = ok(world, "recorded")
+    assert "note:" not in stdout
+    assert (out / "recorded.yaml").read_bytes() == (out / "m.yaml").read_bytes()
+    assert perplexities(stdout) == perplexities(ok(world, "calibrate"))
+
+
+def test_a_flag_that_differs_from_the_session_says_so(world):
+    lines = ok(world, "overridden").splitlines()
+    notes = [line for line in lines if line.startswith("note:")]
+    assert notes == ["note: --val-fraction 0.5 differs from the session's 0.1: using 0.5"]
 
 
 def test_evaluate_reuses_the_statistics(world):
@@ -257,6 +290,7 @@ def test_evaluate_reuses_the_statistics(world):
         "session corrupt",
         "stats folder missing",
         "output over the session",
+        "older session without a dataset",
         "windows longer than the music",
     ],
 )

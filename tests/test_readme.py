@@ -50,15 +50,23 @@ def test_readme_names_every_script():
         assert any(c[0] == script for c in commands()), script
 
 
-def test_held_out_command_runs(tmp_path):
-    from tests.test_training import make_dataset
-
-    data = make_dataset(tmp_path / "data", files=10)
+def held_out(*args) -> list[str]:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "dataset/scripts/held_out.py"), str(data)],
+        [sys.executable, str(ROOT / "dataset/scripts/held_out.py"), *map(str, args)],
         capture_output=True,
         text=True,
         env=dict(os.environ, CI="true"),
     )
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout.split()) == 1  # 10% of 10 files
+    return result.stdout.split()
+
+
+def test_held_out_command_runs(tmp_path):
+    from amadeus.training import prepare, train
+    from tests.test_training import make_dataset, options
+
+    data = make_dataset(tmp_path / "data", files=10)
+    assert len(held_out(data)) == 1  # 10% of 10 files
+    assert len(held_out(data, "--val-fraction", "0.2")) == 2
+    train(prepare(options(tmp_path, max_steps=1, val_fraction=0.3)), log=lambda _: None)
+    assert len(held_out(tmp_path / "m.sess")) == 3  # the session's own split

@@ -9,11 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from amadeus.dataset import DataRecord, Settings
 from amadeus.errors import SessionError
 from amadeus.model import ModelConfig, PerformanceRNN
 from amadeus.session import Session, build_model, capture_rng, restore_rng
 
 CONFIG = ModelConfig(init_dim=8, event_dim=240, control_dim=24, hidden_dim=16, gru_layers=2)
+RECORD = DataRecord("dataset/processed/x", 64, 4, 0.2, settings=Settings("magenta", False, 2.0))
 
 
 class Stranger:
@@ -97,12 +99,14 @@ def test_round_trip_keeps_every_field_and_the_original_keys(tmp_path):
         step=1234,
         best_val_loss=2.5,
         rng=capture_rng(np.random.default_rng(3)),
+        data=RECORD,
         extra={"note": "kept"},
     )
     path = tmp_path / "ours.sess"
     session.save(path)
     loaded = Session.load(path)
     assert (loaded.config, loaded.codec, loaded.step) == (CONFIG, "magenta", 1234)
+    assert loaded.data == RECORD
     assert (loaded.best_val_loss, loaded.extra) == (2.5, {"note": "kept"})
     assert loaded.optimizer_state["param_groups"] == session.optimizer_state["param_groups"]
     torch.testing.assert_close(loaded.rng["torch"], session.rng["torch"], rtol=0, atol=0)
@@ -223,6 +227,12 @@ BAD_FILES = {
     ),
     "step wrong type": (changed(step="12"), "step is str, expected int"),
     "codec wrong type": (changed(codec=3), "codec is int, expected str"),
+    "codec unknown": (changed(codec="remi"), "unknown codec 'remi' \\(this Amadeus knows prnn"),
+    "data record not a dict": (changed(data=[1]), "data record is not a dict"),
+    "data record unknown key": (
+        changed(data={**RECORD.to_dict(), "tempo": 1}),
+        "data record has unknown key\\(s\\) tempo",
+    ),
     "newer format": (changed(amadeus_format=99), "newer Amadeus \\(format 99\\)"),
 }
 

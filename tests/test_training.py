@@ -15,11 +15,11 @@ import torch
 
 from amadeus import controls
 from amadeus.codec import EventCodec
-from amadeus.dataset import Piece, write_data
+from amadeus.dataset import DataRecord, Piece, Settings, write_data
 from amadeus.errors import UsageError
 from amadeus.notes import Notes
 from amadeus.session import Session
-from amadeus.training import TrainOptions, parse_model_params, prepare, train
+from amadeus.training import TrainOptions, parse_model_params, prepare, save, train, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"hidden_dim": 24, "gru_layers": 2}
@@ -96,7 +96,10 @@ def test_resume_equals_uninterrupted(tmp_path, extra):
 
     (tmp_path / "m.sess").unlink()
     (tmp_path / "m.best.sess").unlink()
-    train(prepare(options(tmp_path, max_steps=5, **extra)), log=lambda _: None)
+    stopped = prepare(options(tmp_path, max_steps=12, **extra))  # as if Ctrl-C came at step 5
+    for _ in range(5):
+        train_step(stopped)
+    save(stopped)
     resumed = train(prepare(options(tmp_path, max_steps=12, **extra)), log=lambda _: None)
     assert resumed.step == 12
     for name, value in resumed.model.state_dict().items():
@@ -212,3 +215,13 @@ def test_ddp_two_cpu_processes(tmp_path):
     for name, value in r0["state"].items():
         assert torch.allclose(value, r1["state"][name], atol=1e-6), name  # in sync
     assert Session.load(tmp_path / "m.sess").step == 6  # rank 0 saved
+
+
+def test_the_session_records_how_its_data_was_cut_and_made(tmp_path):
+    make_dataset(tmp_path / "data")
+    train(prepare(options(tmp_path, max_steps=1, val_fraction=0.2)), log=lambda _: None)
+    record = Session.load(tmp_path / "m.sess").data
+    longest = record.longest_note  # 0.2 s notes, onsets within half the smallest time shift
+    assert longest == pytest.approx(0.2, abs=EventCodec("prnn").shift_seconds[0])
+    want = DataRecord(str(tmp_path / "data"), 32, 8, 0.2, settings=Settings(), longest_note=longest)
+    assert record == want

@@ -59,10 +59,6 @@ class GRUCell(nn.Module):
         self.act_z = nn.Sigmoid()
         self.act_n = nn.Tanh()
 
-    def forward(self, x: Tensor, h: Tensor) -> Tensor:
-        """One step: x [B, I], h [B, H] -> h' [B, H]."""
-        return self.update(self.fc_gate_x(x), h)
-
     def sequence(self, x: Tensor, h: Tensor) -> Tensor:
         """Every step: x [T, B, I], h [B, H] -> outputs [T, B, H]. The input gates of all steps
         are one product: only the hidden gates wait on the previous step."""

@@ -11,16 +11,13 @@ input gates is a [V, 3H] table lookup.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from amadeus.model import PerformanceRNN
 from amadeus.quant import kernel, native
-
-if TYPE_CHECKING:
-    from amadeus.quant.quantizer import Int8PerformanceRNN
 
 _SCRIPT_DEPRECATION = r"`torch\.jit\.script` is deprecated"
 
@@ -35,7 +32,7 @@ class Int8Stepper:
 
     def __init__(
         self,
-        model: Int8PerformanceRNN,
+        model: PerformanceRNN,  # the int8 model (`models.Int8PerformanceRNN`)
         device: torch.device | str = "cpu",
         compiled: bool | None = None,
     ) -> None:
@@ -78,7 +75,7 @@ class Int8Step(nn.Module):
     """One step of the int8 model for TorchScript: (events [B], hidden [L, B, H], control [B, C]
     or None) -> (logits [B, V], hidden')."""
 
-    def __init__(self, model: Int8PerformanceRNN, device: torch.device, compiled: bool) -> None:
+    def __init__(self, model: PerformanceRNN, device: torch.device, compiled: bool) -> None:
         super().__init__()
         layer = CompiledCell if compiled else TorchCell
         self.cells = nn.ModuleList(

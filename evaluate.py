@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Measures how good a model is and writes FOLDER/report.md with figures: likelihood of the
+session's validation files (fp32, and int8 against it), music sampled with generate.py's defaults
+against the real music feature by feature, and adherence to controls."""
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from amadeus import cli
+from amadeus.device import CHOICES
+from amadeus.evaluation.report import EvaluateOptions, evaluate
+
+
+def parse_args() -> EvaluateOptions:
+    d = EvaluateOptions(Path())
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("-s", "--session", type=Path, required=True, help="a .sess or .int8.sess")
+    p.add_argument(
+        "-d",
+        "--dataset",
+        type=Path,
+        default=None,
+        help="folder of .data files (default: the one the session was trained on)",
+    )
+    p.add_argument(
+        "--int8", type=Path, default=None, help="an .int8.sess of the model, compared with it"
+    )
+    p.add_argument(
+        "-q",
+        "--stats-file",
+        type=Path,
+        default=None,
+        help="or calibration statistics: quantize the session on the fly and compare",
+    )
+    p.add_argument(
+        "--samples",
+        type=cli.count,
+        default=d.samples,
+        help=f"pieces to generate (default {d.samples}; 0: likelihood only)",
+    )
+    p.add_argument(
+        "-l",
+        "--length",
+        type=cli.positive_int,
+        default=d.length,
+        metavar="EVENTS",
+        help=f"events per generated piece (default {d.length})",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="receives report.md and the figures (default output/evaluation/<session name>)",
+    )
+    p.add_argument("--seed", type=cli.int_arg, default=d.seed, help="same seed, same report")
+    p.add_argument("--device", choices=CHOICES, default=d.device)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return cli.options(EvaluateOptions, p.parse_args())
+
+
+def main() -> None:
+    evaluate(parse_args(), shlex.join(["python3", *sys.argv]))
+
+
+if __name__ == "__main__":
+    cli.run(main)
