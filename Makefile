@@ -5,10 +5,12 @@ PY := $(VENV)/bin/python
 
 .PHONY: test lint format demo clean-venv
 
-$(VENV)/.installed: requirements.txt requirements-data.txt requirements-dev.txt
+REQUIREMENTS := requirements.txt requirements-data.txt requirements-midi.txt requirements-dev.txt
+
+$(VENV)/.installed: $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-data.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
 	touch $@
 
 lint: $(VENV)/.installed

@@ -187,6 +187,10 @@ class EventCodec:
             tokens += flat_list[bounds[j] : bounds[j + 1]]
         return np.asarray(tokens, dtype=self.dtype)
 
+    def shifts_for(self, seconds: float) -> list[int]:
+        """TIME_SHIFT tokens that move the clock on by `seconds` (within half the smallest)."""
+        return self._shifts_to([seconds])[0]
+
     def _shifts_to(self, targets: list[float]) -> list[list[int]]:
         """TIME_SHIFT tokens moving the clock to each target in turn, greedily, largest bin
         first, stopping within half the smallest bin: the clock follows the true times."""

@@ -42,6 +42,21 @@ def compute(tokens: np.ndarray, codec: EventCodec) -> np.ndarray:
     return compact(density, histogram)
 
 
+def density_bin(note_ons: float) -> int:
+    """The density bin of a number of note-ons in WINDOW_SECONDS (0 below the first edge)."""
+    return int(max(np.searchsorted(DENSITY_EDGES, note_ons, side="right") - 1, 0))
+
+
+def held(histogram: np.ndarray, density: int) -> np.ndarray:
+    """[24] model input of one control held over time: density one-hot, then the pitch-class
+    weights [12] normalised to sum 1."""
+    histogram = np.asarray(histogram, dtype=np.float64)
+    out = np.zeros(CONTROL_DIM, dtype=np.float32)
+    out[density] = 1
+    out[DENSITY_DIM:] = histogram / histogram.sum()
+    return out
+
+
 def compact(density: np.ndarray, histogram: np.ndarray) -> np.ndarray:
     """[N] density bins and [N, 12] histograms (summing to 1) -> [N, 13] uint8."""
     out = np.empty((len(density), COMPACT_DIM), dtype=np.uint8)

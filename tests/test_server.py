@@ -1,0 +1,203 @@
+"""The live server through Starlette's test client: the protocol, every kind of bad message
+(answered, never fatal), a foreign Origin refused, two players at once, the limit on sessions,
+a player gone mid-answer, and the export."""
+
+import base64
+import json
+
+import pytest
+import symusic
+import torch
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from amadeus import protocol
+from amadeus.dataset import Settings
+from amadeus.model import PerformanceRNN
+from amadeus.quant.session import load_any
+from amadeus.server import Model, ServerOptions, create_app
+from amadeus.session import Session
+
+PORT = 8765
+PAGE = {"origin": f"http://127.0.0.1:{PORT}"}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    torch.manual_seed(0)
+    tiny = PerformanceRNN(240, 24, 8, 32, 2)
+    path = tmp_path_factory.mktemp("server") / "tiny.sess"
+    Session(tiny.config, tiny.state_dict()).save(path)
+    return Model(load_any(path), {"name": "tiny.sess", "precision": "fp32"}, Settings())
+
+
+def client(model, tmp_path, **options) -> TestClient:
+    (tmp_path / "index.html").write_text("<!doctype html><title>Amadeus</title>")
+    return TestClient(create_app(model, ServerOptions(port=PORT, web=tmp_path, **options)))
+
+
+def hello(ws) -> dict:
+    ws.send_text(json.dumps({"type": "hello", "protocol": 1, "time": 0.0}))
+    return ws.receive_json()
+
+
+def send(ws, kind: str, time: float, **fields) -> None:
+    ws.send_text(json.dumps({"type": kind, "time": time, **fields}))
+
+
+def until(ws, kind: str, limit: int = 2000) -> list[dict]:
+    """Messages up to and including the first of `kind`."""
+    seen = []
+    for _ in range(limit):
+        seen.append(ws.receive_json())
+        if seen[-1]["type"] == kind:
+            return seen
+    raise AssertionError(f"no {kind} in {len(seen)} messages")
+
+
+def play_phrase(ws, start: float = 0.0) -> None:
+    for i, pitch in enumerate((60, 64, 67)):
+        send(ws, "note_on", start + 0.2 * i, pitch=pitch, velocity=80)
+        send(ws, "note_off", start + 0.2 * i + 0.15, pitch=pitch)
+
+
+def test_a_phrase_gets_an_answer_streamed_in_order(model, tmp_path):
+    with client(model, tmp_path) as c, c.websocket_connect("/ws", headers=PAGE) as ws:
+        welcome = hello(ws)
+        assert welcome["type"] == "welcome" and welcome["protocol"] == 1
+        assert welcome["model"]["name"] == "tiny.sess" and "silence" in welcome["settings"]
+        send(ws, "settings", 0.0, answer_seconds=1.0)
+        assert ws.receive_json()["settings"]["answer_seconds"] == 1.0
+        play_phrase(ws)
+        send(ws, "handover", 0.6)
+        messages = until(ws, "answer_end")
+        answer = next(m for m in messages if m["type"] == "answer")
+        assert answer["phrase_end"] == 0.6 and answer["compute_ms"] > 0
+        events = [e for m in messages if m["type"] == "notes" for e in m["events"]]
+        times = [e["time"] for e in events]
+        assert events and times == sorted(times) and times[0] >= 0.6
+        onsets = [e for e in events if e["velocity"]]
+        assert messages[-1]["notes"] == len(onsets) > 0
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "a JSON object"),
+        ('{"type": "dance", "time": 1}', "unknown message type 'dance'"),
+        ('{"type": "note_on", "time": 1, "pitch": 60}', "note_on: no velocity"),
+        ('{"type": "note_on", "time": 1, "pitch": 200, "velocity": 9}', "pitch must be an integer"),
+        ('{"type": "note_off", "time": "soon", "pitch": 60}', "time must be a finite number"),
+        ('{"type": "settings", "time": 1, "temperature": 99}', "temperature must be a number"),
+        ('{"type": "settings", "time": 1, "volume": 3}', "unknown setting 'volume'"),
+        ('{"type": "clock", "time": 1, "x": "' + "y" * 5000 + '"}', "the limit is 4096"),
+    ],
+)
+def test_a_bad_message_gets_an_error_and_the_session_goes_on(model, tmp_path, text, reason):
+    with client(model, tmp_path) as c, c.websocket_connect("/ws", headers=PAGE) as ws:
+        hello(ws)
+        ws.send_text(text)
+        error = ws.receive_json()
+        assert error["type"] == "error" and reason in error["message"]
+        send(ws, "settings", 2.0, silence=0.5)
+        assert ws.receive_json()["settings"]["silence"] == 0.5  # still serving
+
+
+def test_hello_first_and_events_in_order(model, tmp_path):
+    with client(model, tmp_path) as c, c.websocket_connect("/ws", headers=PAGE) as ws:
+        send(ws, "note_on", 0.0, pitch=60, velocity=80)
+        assert "say hello first" in ws.receive_json()["message"]
+        hello(ws)
+        send(ws, "note_on", 5.0, pitch=60, velocity=80)
+        send(ws, "note_off", 1.0, pitch=60)
+        assert "before the previous event" in ws.receive_json()["message"]
+        ws.send_text(json.dumps({"type": "hello", "protocol": 2, "time": 6.0}))
+        assert "this server speaks 1" in ws.receive_json()["message"]
+
+
+def test_a_flood_is_refused_beyond_the_rate(model, tmp_path):
+    with client(model, tmp_path) as c, c.websocket_connect("/ws", headers=PAGE) as ws:
+        hello(ws)
+        for i in range(600):
+            send(ws, "clock", 0.001 * i)
+        send(ws, "settings", 1.0, silence=0.4)
+        errors = until(ws, "settings")[:-1]
+        assert errors and all("too many messages" in e["message"] for e in errors)
+
+
+def test_another_sites_page_is_refused(model, tmp_path):
+    with client(model, tmp_path) as c:
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with c.websocket_connect("/ws", headers={"origin": "https://evil.example"}) as ws:
+                ws.receive_json()
+        assert refused.value.code == 1008
+        with c.websocket_connect("/ws", headers={"origin": f"http://localhost:{PORT}"}) as ws:
+            assert hello(ws)["type"] == "welcome"
+        with c.websocket_connect("/ws") as ws:  # no Origin: not a browser page, allowed
+            assert hello(ws)["type"] == "welcome"
+
+
+def test_two_players_each_have_their_own_session_and_a_third_is_told_busy(model, tmp_path):
+    with client(model, tmp_path, max_sessions=2) as c:
+        with (
+            c.websocket_connect("/ws", headers=PAGE) as one,
+            c.websocket_connect("/ws", headers=PAGE) as two,
+        ):
+            hello(one), hello(two)
+            send(one, "settings", 0.0, answer_seconds=0.5)
+            one.receive_json()
+            play_phrase(one)
+            send(one, "handover", 0.6)
+            assert any(m["type"] == "notes" for m in until(one, "answer_end"))
+            send(two, "export", 1.0)  # the second player has played nothing
+            empty = symusic.Score.from_midi(base64.b64decode(two.receive_json()["midi"]))
+            assert sum(len(t.notes) for t in empty.tracks) == 0
+            with c.websocket_connect("/ws", headers=PAGE) as three:
+                busy = three.receive_json()
+                assert busy["type"] == "error" and "busy" in busy["message"]
+
+
+def test_a_player_gone_mid_answer_frees_the_session(model, tmp_path):
+    with client(model, tmp_path, max_sessions=1) as c:
+        with c.websocket_connect("/ws", headers=PAGE) as ws:
+            hello(ws)
+            play_phrase(ws)
+            send(ws, "handover", 0.6)
+            until(ws, "answer")  # gone while the answer streams
+        with c.websocket_connect("/ws", headers=PAGE) as ws:
+            assert hello(ws)["type"] == "welcome"  # not "busy": the first was freed
+
+
+def test_export_holds_the_player_and_amadeus(model, tmp_path):
+    with client(model, tmp_path) as c, c.websocket_connect("/ws", headers=PAGE) as ws:
+        hello(ws)
+        send(ws, "settings", 0.0, answer_seconds=0.5)
+        ws.receive_json()
+        play_phrase(ws)
+        send(ws, "handover", 0.6)
+        until(ws, "answer_end")
+        send(ws, "export", 5.0)
+        export = ws.receive_json()
+        assert export["filename"].startswith("amadeus-") and export["filename"].endswith(".mid")
+        score = symusic.Score.from_midi(base64.b64decode(export["midi"]))
+        tracks = {t.name: len(t.notes) for t in score.tracks}
+        assert tracks["player"] == 3 and tracks["Amadeus"] > 0
+
+
+def test_the_page_and_the_info_are_served(model, tmp_path):
+    with client(model, tmp_path) as c:
+        assert "Amadeus" in c.get("/").text
+        assert c.get("/api/info").json() == {
+            "name": "tiny.sess",
+            "precision": "fp32",
+            "samples": False,
+        }
+
+
+def test_protocol_rejects_bad_settings_values():
+    with pytest.raises(protocol.ProtocolError, match="conditioning is true or false"):
+        protocol.settings_of({"conditioning": 1})
+    assert protocol.settings_of({"type": "settings", "time": 0, "answer_seconds": None}) == {
+        "answer_seconds": None
+    }

@@ -1,0 +1,77 @@
+// The live protocol's client side (amadeus/protocol.py is the contract): one WebSocket at /ws,
+// JSON text frames. Every message sent carries "time" on the page's clock, performance.now() in
+// seconds; the server learns the offset between the clocks from it.
+
+export const now = () => performance.now() / 1000;
+
+const PROTOCOL = 1;
+const CLOCK_EVERY_MS = 10000; // a "clock" message now and then keeps the server's offset fresh
+
+export class Socket extends EventTarget {
+  constructor(url) {
+    super();
+    this.url = url;
+    this.ws = null;
+    this.state = "idle"; // connecting | open | welcome | closed
+    this.retry = 1000;
+    this.clockTimer = null;
+    this.stopRetrying = false;
+  }
+
+  connect() {
+    this.setState("connecting");
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.addEventListener("open", () => {
+      this.setState("open");
+      this.send({ type: "hello", protocol: PROTOCOL });
+      // Two more readings early on: the server keeps the least delayed one.
+      setTimeout(() => this.send({ type: "clock" }), 300);
+      setTimeout(() => this.send({ type: "clock" }), 900);
+      this.clockTimer = setInterval(() => this.send({ type: "clock" }), CLOCK_EVERY_MS);
+    });
+    ws.addEventListener("message", (e) => {
+      let message;
+      try {
+        message = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      if (message.type === "welcome") {
+        this.retry = 1000;
+        this.setState("welcome");
+      }
+      if (message.type === "error" && /^busy/.test(message.message)) this.stopRetrying = true;
+      this.dispatchEvent(new CustomEvent("message", { detail: message }));
+    });
+    ws.addEventListener("close", (e) => {
+      clearInterval(this.clockTimer);
+      this.ws = null;
+      // 1008: refused (another origin); 1013: the server is busy. Neither gets better by itself.
+      if (this.stopRetrying || e.code === 1008 || e.code === 1013) {
+        this.setState("closed", e.code === 1008 ? "refused by the server" : "server busy");
+        return;
+      }
+      const wait = this.retry;
+      this.retry = Math.min(this.retry * 2, 10000);
+      this.setState("closed", `reconnecting in ${Math.round(wait / 1000)} s`);
+      setTimeout(() => this.connect(), wait);
+    });
+  }
+
+  get ready() {
+    return this.state === "welcome";
+  }
+
+  // Sends a message with its time: `time` given (a player event's own time) or now.
+  send(message, time = now()) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify({ ...message, time }));
+    return true;
+  }
+
+  setState(state, detail = "") {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent("state", { detail: { state, detail } }));
+  }
+}
