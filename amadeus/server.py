@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import mimetypes
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -83,6 +84,9 @@ class ServerOptions:
 
 
 def create_app(model: Model, options: ServerOptions) -> Starlette:
+    # The page's scripts are ES modules, which a browser runs only as JavaScript; Windows'
+    # registry can map .js to text/plain.
+    mimetypes.add_type("text/javascript", ".js")
     sessions: set[int] = set()
 
     async def info(_request) -> JSONResponse:

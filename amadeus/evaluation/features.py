@@ -67,6 +67,15 @@ def pooled(pieces: list[Notes]) -> dict[str, np.ndarray]:
     return {f.name: np.concatenate([v[f.name] for v in per_piece]) for f in FEATURES}
 
 
+def compare(
+    real_pieces: list[Notes], pieces: list[Notes]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
+    """(real values, generated values, overlap) of every feature."""
+    real, generated = pooled(real_pieces), pooled(pieces)
+    overlaps = {f.name: overlap(real[f.name], generated[f.name], f) for f in FEATURES}
+    return real, generated, overlaps
+
+
 def polyphony(notes: Notes) -> np.ndarray:
     """Notes sounding at once, sampled POLYPHONY_RATE times a second over the time anything
     sounds (silences are left out: a rest is not a texture)."""

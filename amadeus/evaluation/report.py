@@ -152,8 +152,7 @@ def _generated(loaded, model, codec, validation, o, device) -> Generated:
     rows = _sample_rows(loaded, model, codec, o, device, o.samples, o.length)
     pieces = [codec.decode(row) for row in rows]
     real_pieces = [codec.decode(p.tokens) for p in validation]
-    real, generated = ft.pooled(real_pieces), ft.pooled(pieces)
-    overlaps = {f.name: ft.overlap(real[f.name], generated[f.name], f) for f in ft.FEATURES}
+    real, generated, overlaps = ft.compare(real_pieces, pieces)
     histograms = (ft.pitch_classes_of(real_pieces), ft.pitch_classes_of(pieces))
     longest = loaded.data.longest_note if loaded.data else None
     if longest is None:  # an older session: the validation data's longest note instead
