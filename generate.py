@@ -5,11 +5,13 @@ controls, or continuing a phrase you played (-i)."""
 import argparse
 from pathlib import Path
 
-from amadeus import cli
+from amadeus import cli, shipped
 from amadeus.codec import PRESETS
 from amadeus.device import CHOICES
 from amadeus.generation import DEFAULT_LENGTH, GenerateOptions, run
 from amadeus.quant.session import load_any
+
+USER_DEFAULT = Path("save/train.sess")  # train.py's default session
 
 
 def parse_args() -> GenerateOptions:
@@ -19,9 +21,9 @@ def parse_args() -> GenerateOptions:
         "-s",
         "--session",
         type=Path,
-        default=d.session,
-        help="a .sess from train.py or the original project, or an .int8.sess "
-        "(default save/train.sess)",
+        default=None,
+        help=f"a .sess from train.py or the original project, or an .int8.sess (default "
+        f"{USER_DEFAULT} when you trained it, else the shipped model in models/)",
     )
     p.add_argument(
         "-o",
@@ -166,7 +168,8 @@ def parse_args() -> GenerateOptions:
 
 def main() -> None:
     options = parse_args()
-    run(load_any(options.session, options.stats_file), options)
+    session = options.session or shipped.for_generation(USER_DEFAULT)
+    run(load_any(session, options.stats_file), options)
 
 
 if __name__ == "__main__":

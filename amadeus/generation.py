@@ -272,7 +272,7 @@ def read_primer(
 class GenerateOptions:
     """generate.py's flags."""
 
-    session: Path = Path("save/train.sess")  # .sess or .int8.sess
+    session: Path | None = None  # .sess or .int8.sess; None: see shipped.for_generation
     stats_file: Path | None = None  # quantize a float session on the fly
     codec: str | None = None  # check that the session uses this layout
     device: str = "auto"

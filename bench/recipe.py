@@ -7,8 +7,8 @@ validation files (evaluate.py's likelihood: whole pieces, per event and per seco
 
 A step of batch 64 x window 200 costs the same in every variant (augmentation is done on the host
 in milliseconds), so equal steps are equal time; measure steps per minute on an idle machine
-(train.py logs events/s) to turn minutes into steps. Variants add up: each is the one before it
-plus one change, so each line shows what that change bought.
+(train.py logs events/s) to turn minutes into steps. Each variant is a whole recipe ("recipe" is
+train.py's defaults now); what a change bought is the difference of two lines.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,42 +32,45 @@ from amadeus.training import TrainOptions, prepare, train  # noqa: E402
 ORIGINAL = dict(
     use_transposition=False, time_stretch=False, lr_schedule="constant", control_ratio=1.0
 )
-VARIANTS = {  # name: changes over the previous variant
-    "original": ORIGINAL,
-    "cosine": dict(lr_schedule="cosine"),
-    "lr3e-3": dict(learning_rate=3e-3),
-    "transpose": dict(use_transposition=True),
-    "stretch": dict(time_stretch=True),
-    "controls0.5": dict(control_ratio=0.5),
+NEW = dict(learning_rate=3e-3, lr_schedule="cosine")
+AUGMENTED = NEW | dict(use_transposition=True, time_stretch=True)
+VARIANTS = {  # name: the recipe, in full (TrainOptions fields)
+    "original": ORIGINAL,  # train.py's recipe before: constant 1e-3, no augmentation
+    "cosine": ORIGINAL | dict(lr_schedule="cosine"),  # warm-up and decay at the same peak
+    "lr3e-3": ORIGINAL | NEW,
+    "transpose": ORIGINAL | NEW | dict(use_transposition=True),
+    "augmented": ORIGINAL | AUGMENTED,  # and Magenta's time stretch
+    "recipe": ORIGINAL | AUGMENTED | dict(control_ratio=0.5),  # train.py's defaults now
+    "recipe-b32": ORIGINAL | AUGMENTED | dict(control_ratio=0.5, batch_size=32),
 }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-d", "--dataset", type=Path, required=True)
-    p.add_argument("--steps", type=cli.positive_int, required=True)
-    p.add_argument("--variants", default=",".join(VARIANTS), help="a prefix of the list, in order")
+    p.add_argument(
+        "--steps",
+        type=cli.positive_int,
+        required=True,
+        help="the budget, in steps of batch 64 x window 200: a variant with other sizes takes "
+        "as many steps as hold the same number of events",
+    )
+    p.add_argument("--variants", default=",".join(VARIANTS), help="names from the list, in order")
     p.add_argument("-o", "--output", type=Path, default=Path("save/recipe"))
     p.add_argument("--seed", type=cli.int_arg, default=0)
     args = p.parse_args()
     print("$ python " + shlex.join(sys.argv))
-    settings: dict = {}
     for name in args.variants.split(","):
-        settings |= VARIANTS[name]
+        recipe = VARIANTS[name]
         session = args.output / f"{name}-{args.steps}.sess"
         if not session.exists():
-            options = TrainOptions(
-                session=session,
-                dataset=args.dataset,
-                max_steps=args.steps,
-                seed=args.seed,
-                quiet=True,
-                saving_interval=1e9,
-                **settings,
-            )
+            events = args.steps * 64 * 200
+            options = TrainOptions(session=session, dataset=args.dataset, seed=args.seed, **recipe)
+            steps = events // (options.batch_size * options.window_size)
+            options = replace(options, max_steps=steps, quiet=True, saving_interval=1e9)
             began = time.monotonic()
             train(prepare(options), log=lambda _: None)
-            print(f"{name}: trained {args.steps} steps in {time.monotonic() - began:.0f} s")
+            print(f"{name}: trained {steps} steps in {time.monotonic() - began:.0f} s")
         score(name, session)
 
 

@@ -1,0 +1,125 @@
+"""play.py as a person runs it: it serves the page and the protocol on the port it prints, prefers
+the int8 session beside a float one, warns when it listens beyond this computer, and every way
+it cannot start is one line and exit 2."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from amadeus import shipped
+from amadeus.model import PerformanceRNN
+from amadeus.session import Session
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = PerformanceRNN(240, 24, 8, 32, 2)
+    path = tmp_path_factory.mktemp("play") / "tiny.sess"
+    Session(model.config, model.state_dict()).save(path)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def play(*args, env=None, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "play.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or dict(os.environ, CI="true"),
+    )
+
+
+def one_error(done: subprocess.CompletedProcess, fragment: str) -> None:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+
+
+def serving(session: Path, port: int, *extra) -> tuple[dict, bytes, str]:
+    """Runs play.py until its page answers: (the info, the page, what it printed)."""
+    args = ["-s", session, "--no-browser", "--port", port, *extra]
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "play.py"), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):  # until it listens (importing torch takes a few seconds)
+            try:
+                info = json.loads(urllib.request.urlopen(f"{url}/api/info").read())
+                break
+            except OSError:
+                time.sleep(0.1)
+        page = urllib.request.urlopen(url).read()
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=30)
+    return info, page, out
+
+
+def test_serves_the_page_and_the_protocol(session):
+    port = free_port()
+    info, page, out = serving(session, port)
+    assert info["name"] == "tiny.sess" and info["precision"] == "fp32"
+    assert b"<title>Amadeus" in page
+    assert f"Amadeus is listening: http://127.0.0.1:{port}/" in out
+
+
+def test_a_missing_session_a_port_in_use_and_no_browser(session, tmp_path):
+    one_error(play("-s", tmp_path / "none.sess", "--no-browser"), "none.sess: no such file")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        one_error(play("-s", session, "--no-browser", "--port", port), f"--port {port}")
+    bare = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "CI": "true"}
+    one_error(play("-s", session, "--port", free_port(), env=bare), "no web browser found")
+    one_error(play("-s", session, "--midi-in", "x"), "--midi-in and --midi-out go together")
+
+
+def test_no_model_at_all_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(shipped, "ROOT", tmp_path)
+    with pytest.raises(Exception, match="no model to play: .*make demo"):
+        shipped.for_play()
+
+
+def test_the_int8_session_beside_a_float_one_is_preferred(tmp_path):
+    float_session = tmp_path / "bach.best.sess"
+    float_session.write_bytes(b"x")
+    assert shipped.int8_beside(float_session) is None
+    (tmp_path / "bach.int8.sess").write_bytes(b"x")
+    assert shipped.int8_beside(float_session) == tmp_path / "bach.int8.sess"
+    assert shipped.int8_beside(tmp_path / "bach.int8.sess") is None
+
+
+def test_listening_beyond_this_computer_warns(session):
+    _, _, out = serving(session, free_port(), "--host", "0.0.0.0")
+    assert "warning: listening on 0.0.0.0: the model is reachable from the network" in out
+
+
+def test_midi_ports_without_a_midi_system_is_one_line():
+    done = play("--list-ports")
+    if done.returncode == 0:  # a machine with MIDI: it lists them
+        assert done.stdout.startswith("inputs:")
+    else:
+        one_error(done, "MIDI ports")
