@@ -288,10 +288,12 @@ class Engine:
         return self._stream(until=None)
 
     def _stream(self, until: float | None) -> list:
-        """Samples the answer up to caller's time `until`; with None, up to its first note,
-        wherever that falls, so that it goes out at once."""
+        """Samples the answer up to caller's time `until`; with None, up to its first note
+        (and the notes struck with it), wherever that falls, so that it goes out at once."""
         a, state, out = self.answer, self.sampler.state, []
         for _ in range(MAX_TOKENS_PER_CALL):
+            if until is None and out:
+                until = out[-1].time
             if until is not None and a.at(state.now[0]) > until:
                 break
             state.closing = state.now[0] - a.start.now >= a.length
@@ -301,8 +303,6 @@ class Engine:
             self.event = self.sampler.draw(logits, self.rng)
             a.history.append((a.at(state.now[0]), self._snapshot()))
             out += self._sounded(a, int(self.event[0]))
-            if until is None and out:
-                break
         return out
 
     def _sounded(self, a: Answer, token: int) -> list:
