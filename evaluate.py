@@ -17,13 +17,7 @@ def parse_args() -> EvaluateOptions:
     d = EvaluateOptions(Path())
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("-s", "--session", type=Path, required=True, help="a .sess or .int8.sess")
-    p.add_argument(
-        "-d",
-        "--dataset",
-        type=Path,
-        default=None,
-        help="folder of .data files (default: the one the session was trained on)",
-    )
+    cli.add_dataset(p)
     p.add_argument(
         "--int8", type=Path, default=None, help="an .int8.sess of the model, compared with it"
     )

@@ -28,13 +28,7 @@ def parse_args() -> QuantizeOptions:
         required=True,
         help="calibration statistics (YAML): written, or read with --evaluate",
     )
-    p.add_argument(
-        "-d",
-        "--dataset",
-        type=Path,
-        default=None,
-        help="folder of .data files (default: the one the session was trained on)",
-    )
+    cli.add_dataset(p)
     p.add_argument("-o", "--output", type=Path, default=None, help="write the int8 session here")
     p.add_argument(
         "--batches", type=cli.positive_int, default=d.batches, help="calibration batches"

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 from typing import TypeVar
 
 from amadeus.errors import AmadeusError
@@ -46,6 +47,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
+
+
+def add_dataset(parser: argparse.ArgumentParser) -> None:
+    """-d/--dataset for the tools that read the data a session records."""
+    parser.add_argument(
+        "-d",
+        "--dataset",
+        type=Path,
+        default=None,
+        help="folder of .data files (default: the one the session was trained on)",
+    )
 
 
 def count(text: str) -> int:

@@ -29,14 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from amadeus import protocol
 from amadeus.codec import EventCodec
 from amadeus.dataset import Settings
-from amadeus.live.engine import (
-    AnswerEnded,
-    AnswerStarted,
-    Engine,
-    LiveSettings,
-    NoteEvent,
-    Stopped,
-)
+from amadeus.live import engine as turns
 from amadeus.session import Loaded
 from amadeus.stepper import make_stepper
 
@@ -60,11 +53,13 @@ class Model:
         self.stepper = make_stepper(self.loaded.model, "cpu")
         self.codec = EventCodec(self.loaded.codec)
 
-    def engine(self, live: LiveSettings, seed: int) -> Engine:
+    def engine(self, settings: turns.LiveSettings, seed: int) -> turns.Engine:
         data = self.loaded.data
         longest = data.longest_note if data else None
         init_dim = self.loaded.model.config.init_dim
-        return Engine(self.stepper, self.codec, self.encoding, init_dim, live, longest, seed)
+        return turns.Engine(
+            self.stepper, self.codec, self.encoding, init_dim, settings, longest, seed
+        )
 
 
 @dataclass
@@ -75,7 +70,7 @@ class ServerOptions:
     samples: Path | None = None  # folder of the sampled piano's files, served at /samples
     max_sessions: int = 8
     seed: int = 0
-    live: LiveSettings = field(default_factory=LiveSettings)
+    live: turns.LiveSettings = field(default_factory=turns.LiveSettings)
 
     def origins(self) -> set[str]:
         """The page's own origins: a WebSocket from anywhere else is refused."""
@@ -221,17 +216,17 @@ def messages(outputs: list) -> list[dict]:
     for item in outputs:
         if isinstance(item, dict):
             out.append(item)
-        elif isinstance(item, NoteEvent):
+        elif isinstance(item, turns.NoteEvent):
             event = {"time": item.time, "pitch": item.pitch, "velocity": item.velocity}
             if out and out[-1]["type"] == "notes":
                 out[-1]["events"].append(event)
             else:
                 out.append({"type": "notes", "events": [event]})
-        elif isinstance(item, AnswerStarted):
+        elif isinstance(item, turns.AnswerStarted):
             out.append({"type": "answer"} | asdict(item))
-        elif isinstance(item, AnswerEnded):
+        elif isinstance(item, turns.AnswerEnded):
             out.append({"type": "answer_end"} | asdict(item))
-        elif isinstance(item, Stopped):
+        elif isinstance(item, turns.Stopped):
             out.append({"type": "stopped", "time": item.time})
     return out
 

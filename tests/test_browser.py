@@ -17,15 +17,12 @@ from pathlib import Path
 
 import pytest
 import symusic
-import torch
 import uvicorn
 
 from amadeus.dataset import Settings
-from amadeus.model import PerformanceRNN
 from amadeus.playing import info
 from amadeus.quant.session import load_any
 from amadeus.server import Model, ServerOptions, create_app
-from amadeus.session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -85,13 +82,9 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tiny_session):
     """The real server with a tiny real model, under uvicorn in a thread; its address."""
-    torch.manual_seed(0)
-    model = PerformanceRNN(240, 24, 8, 32, 2)
-    path = tmp_path_factory.mktemp("model") / "tiny.sess"
-    Session(model.config, model.state_dict()).save(path)
-    loaded = load_any(path)
+    loaded = load_any(tiny_session)
     port = _free_port()
     options = ServerOptions(port=port, web=ROOT / "web", samples=None)
     app = create_app(Model(loaded, info(loaded), Settings()), options)

@@ -4,26 +4,23 @@ Real processes (about 2 s each, mostly importing torch) run the cases that prove
 contract; the others call the same `cli.run(main)` in process. One fixture runs them all.
 """
 
-import importlib.util
-import io
 import os
 import shutil
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from unittest import mock
 
 import midi_factory as mf
 import mido
 import numpy as np
 import pretty_midi
 import pytest
+import scripts
 import symusic
 import torch
 
-from amadeus import cli, midi
 from amadeus import controls as ctl
+from amadeus import midi
 from amadeus.codec import EventCodec
 from amadeus.dataset import Piece, write_data
 from amadeus.model import PerformanceRNN
@@ -103,16 +100,7 @@ def start(args: list) -> subprocess.Popen:
 
 
 def in_process(args: list) -> tuple[int, str, str]:
-    """generate.py's `cli.run(main)` here: (exit status, stdout, stderr)."""
-    spec = importlib.util.spec_from_file_location("generate_script", ROOT / "generate.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    out, err = io.StringIO(), io.StringIO()
-    argv = ["generate.py", "--device", "cpu", *map(str, args)]
-    patch_argv = mock.patch.object(sys, "argv", argv)
-    with patch_argv, redirect_stdout(out), redirect_stderr(err), pytest.raises(SystemExit) as exit_:
-        cli.run(script.main)
-    return exit_.value.code, out.getvalue(), err.getvalue()
+    return scripts.in_process("generate.py", args)
 
 
 @pytest.fixture(scope="module")
@@ -219,10 +207,7 @@ def test_controls(world):
 )
 def test_bad_input(world, name):
     code, stdout, stderr = world["results"][name]
-    lines = stderr.strip().splitlines()
-    assert code == 2, stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    assert world["bad"][name][1] in lines[0]
+    scripts.assert_one_error(code, stderr, world["bad"][name][1])
     assert not (world["out"] / "bad").exists() or not list((world["out"] / "bad").iterdir())
 
 

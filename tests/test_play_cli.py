@@ -12,22 +12,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
+import scripts
 
 from amadeus import shipped
-from amadeus.model import PerformanceRNN
-from amadeus.session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = PerformanceRNN(240, 24, 8, 32, 2)
-    path = tmp_path_factory.mktemp("play") / "tiny.sess"
-    Session(model.config, model.state_dict()).save(path)
-    return path
+def session(tiny_session) -> Path:
+    return tiny_session
 
 
 def free_port() -> int:
@@ -47,9 +41,7 @@ def play(*args, env=None, timeout=60) -> subprocess.CompletedProcess:
 
 
 def one_error(done: subprocess.CompletedProcess, fragment: str) -> None:
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2, done.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+    scripts.assert_one_error(done.returncode, done.stderr, fragment)
 
 
 def serving(session: Path, port: int, *extra) -> tuple[dict, bytes, str]:

@@ -81,22 +81,25 @@ def test_split_model_equals_the_model():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
-def test_calibration_names_and_eval_mode():
-    torch.manual_seed(2)
-    model = PerformanceRNN(V, C, INIT, hidden_dim=32, gru_layers=2, gru_dropout=0.9).train()
-    stats = calibrate(model, [windows(torch.Generator().manual_seed(2), 4, steps=12)])
-    cell = [
-        "fc_gate_x", "fc_gate_h", "eltwiseadd_gate", "eltwisemult_gate", "act_r", "act_z", "act_n"
-    ]  # fmt: skip
-    assert list(stats) == [
+def distiller_names(layers: int) -> list[str]:
+    """The modules a calibration records, in Distiller's names and order."""
+    cell = ["fc_gate_x", "fc_gate_h", "eltwiseadd_gate", "eltwisemult_gate", "act_r", "act_z"]
+    return [
         "inithid_fc",
         "inithid_fc_activation",
         "event_embedding",
         "concat_input_fc",
         "concat_input_fc_activation",
-        *[f"gru.cells.{k}.{part}" for k in range(2) for part in cell],
+        *[f"gru.cells.{k}.{part}" for k in range(layers) for part in [*cell, "act_n"]],
         "output_fc",
     ]
+
+
+def test_calibration_names_and_eval_mode():
+    torch.manual_seed(2)
+    model = PerformanceRNN(V, C, INIT, hidden_dim=32, gru_layers=2, gru_dropout=0.9).train()
+    stats = calibrate(model, [windows(torch.Generator().manual_seed(2), 4, steps=12)])
+    assert list(stats) == distiller_names(2)
     assert model.training  # the caller's model is left as it was
     # no dropout in the hidden state: every GRU state is a tanh/sigmoid mix, bounded by 1
     for k in range(2):

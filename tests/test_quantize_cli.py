@@ -5,23 +5,20 @@ A real process runs the calibration (the whole contract: exit status, files acro
 the other runs call the same `cli.run(main)` in this process. One fixture runs them all.
 """
 
-import importlib.util
-import io
 import math
 import os
 import re
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from unittest import mock
 
 import pytest
+import scripts
 import torch
 import yaml
+from test_quant_quantizer import distiller_names
 from test_training import make_dataset, options
 
-from amadeus import cli
 from amadeus.dataset import Windows, load_split
 from amadeus.evaluation.likelihood import mean_loss
 from amadeus.quant.models import Int8PerformanceRNN
@@ -135,16 +132,7 @@ def bad_runs(f: dict, spoiled: dict) -> dict[str, tuple[list, str]]:
 
 
 def in_process(arguments: list) -> tuple[int, str, str]:
-    """quantize.py's `cli.run(main)` here: (exit status, stdout, stderr)."""
-    spec = importlib.util.spec_from_file_location("quantize_script", ROOT / "quantize.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    out, err = io.StringIO(), io.StringIO()
-    argv = ["quantize.py", "--device", "cpu", *map(str, arguments)]
-    patch_argv = mock.patch.object(sys, "argv", argv)
-    with patch_argv, redirect_stdout(out), redirect_stderr(err), pytest.raises(SystemExit) as exit_:
-        cli.run(script.main)
-    return exit_.value.code, out.getvalue(), err.getvalue()
+    return scripts.in_process("quantize.py", arguments)
 
 
 def in_subprocess(arguments: list) -> tuple[int, str, str]:
@@ -195,17 +183,7 @@ def perplexities(stdout: str) -> tuple[float, float, float]:
 def test_statistics_file(world):
     ok(world, "calibrate")
     stats = load_stats(world["files"]["out"] / "m.yaml")
-    cell = ["fc_gate_x", "fc_gate_h", "eltwiseadd_gate", "eltwisemult_gate"]
-    cell += ["act_r", "act_z", "act_n"]
-    assert list(stats) == [
-        "inithid_fc",
-        "inithid_fc_activation",
-        "event_embedding",
-        "concat_input_fc",
-        "concat_input_fc_activation",
-        *[f"gru.cells.{k}.{part}" for k in range(2) for part in cell],
-        "output_fc",
-    ]
+    assert list(stats) == distiller_names(2)
     assert all(module.ran for module in stats.values())
     assert stats["output_fc"].inputs[0].shape == (WINDOW, BATCH, 2 * 24)  # [T, B, L*H]
     for k in range(2):  # eval mode: no dropout in the hidden state, bounded by tanh
@@ -296,9 +274,6 @@ def test_evaluate_reuses_the_statistics(world):
 )
 def test_bad_input(world, name):
     code, _, stderr = world["results"][name]
-    lines = stderr.strip().splitlines()
-    assert code == 2, stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    assert world["bad"][name][1] in lines[0]
+    scripts.assert_one_error(code, stderr, world["bad"][name][1])
     out = world["files"]["out"]
     assert not (out / "bad.yaml").exists() and not (out / "bad.int8.sess").exists()

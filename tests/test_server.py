@@ -7,28 +7,21 @@ import json
 
 import pytest
 import symusic
-import torch
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from amadeus import protocol
 from amadeus.dataset import Settings
-from amadeus.model import PerformanceRNN
 from amadeus.quant.session import load_any
 from amadeus.server import Model, ServerOptions, create_app
-from amadeus.session import Session
 
 PORT = 8765
 PAGE = {"origin": f"http://127.0.0.1:{PORT}"}
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    torch.manual_seed(0)
-    tiny = PerformanceRNN(240, 24, 8, 32, 2)
-    path = tmp_path_factory.mktemp("server") / "tiny.sess"
-    Session(tiny.config, tiny.state_dict()).save(path)
-    return Model(load_any(path), {"name": "tiny.sess", "precision": "fp32"}, Settings())
+def model(tiny_session):
+    return Model(load_any(tiny_session), {"name": "tiny.sess", "precision": "fp32"}, Settings())
 
 
 def client(model, tmp_path, **options) -> TestClient:

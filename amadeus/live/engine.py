@@ -199,27 +199,30 @@ class Engine:
 
     def again(self, time: float) -> list:
         """A new take of the last answer, from the state before it."""
-        previous = self.answer or self.last
+        previous, out = self._back_before_last(time)
         if previous is None:
-            return []
-        self._call(time)
-        out = self._stop(time) if self.answering else []
-        self._restore(previous.start)
+            return out
         origin = time + self.live.start_delay
         answer = Answer(time, origin, previous.length, previous.control, previous.start)
         return out + self._begin(answer, again=True)
 
     def undo(self, time: float) -> list:
         """Drops the last answer: the model is back where it was before it."""
+        previous, out = self._back_before_last(time)
+        if previous is not None:
+            self.record.drop()
+            self.heard_until, self.last = previous.origin, None
+        return out
+
+    def _back_before_last(self, time: float) -> tuple[Answer | None, list]:
+        """(the last answer, stopped if it still plays; the model restored to before it)."""
         previous = self.answer or self.last
         if previous is None:
-            return []
+            return None, []
         self._call(time)
         out = self._stop(time) if self.answering else []
-        self.record.drop()
         self._restore(previous.start)
-        self.heard_until, self.last = previous.origin, None
-        return out
+        return previous, out
 
     # -- the clock ------------------------------------------------------------------------------
 
