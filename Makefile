@@ -67,6 +67,8 @@ stats/bach.yaml: save/bach.sess
 	$(PY) quantize.py --session save/bach.best.sess --stats-file $@ \
 		--output save/bach.int8.sess --quiet | tee stats/bach-evaluation.txt
 
+SHIPPED := models/bach.sess
+
 $(DEMO_OUT)/.done: stats/bach.yaml
 	mkdir -p $(DEMO_OUT)
 	$(PY) generate.py -s save/bach.best.sess -o $(DEMO_OUT)/fp32 -b 2 -l 1000 --png $(DEMO_WAV) --quiet
@@ -74,10 +76,20 @@ $(DEMO_OUT)/.done: stats/bach.yaml
 	$(PY) generate.py -s save/bach.best.sess -o $(DEMO_OUT)/continuation -b 2 -l 600 --png \
 		--quiet --with-primer --primer-seconds 10 \
 		-i $(DEMO_MIDI)/$(firstword $(shell $(PY) dataset/scripts/held_out.py save/bach.sess))
+	$(PY) evaluate.py -s save/bach.best.sess --int8 save/bach.int8.sess \
+		-o $(DEMO_OUT)/evaluation --quiet > $(DEMO_OUT)/evaluation.txt
+	$(if $(wildcard $(SHIPPED)),$(PY) evaluate.py -s $(SHIPPED) --int8 models/bach.int8.sess \
+		-o $(DEMO_OUT)/evaluation-shipped --quiet > $(DEMO_OUT)/evaluation-shipped.txt)
 	( echo "Made by make demo:"; \
 	  echo "  model       save/bach.sess (best: save/bach.best.sess, int8 of it: save/bach.int8.sess)"; \
 	  echo "  statistics  stats/bach.yaml"; \
-	  for f in $(DEMO_OUT)/*/*; do echo "  music       $$f"; done; \
-	  grep -E "^perplexity|^ +(fp32|int8) " stats/bach-evaluation.txt \
+	  for f in $(DEMO_OUT)/*/*.mid; do echo "  music       $$f"; done; \
+	  echo "  report      $(DEMO_OUT)/evaluation/report.md"; \
+	  grep -E "^perplexity|^ +(fp32|int8) " stats/bach-evaluation.txt; \
+	  echo "This model (7 minutes of training):"; \
+	  grep -vE "^(save|report)" $(DEMO_OUT)/evaluation.txt | sed 's/^/  /'; \
+	  if [ -f $(DEMO_OUT)/evaluation-shipped.txt ]; then \
+	    echo "The shipped model (models/README.md):"; \
+	    grep -vE "^(models|report)" $(DEMO_OUT)/evaluation-shipped.txt | sed 's/^/  /'; fi \
 	) > $(DEMO_OUT)/summary.txt
 	touch $@

@@ -78,6 +78,17 @@ PRESETS = {
 }
 
 
+def _expire(sounding: dict, time: float, limit: float | None, out: list) -> int:
+    """Ends (into `out`) the notes sounding longer than `limit` at `time`; how many."""
+    if limit is None:
+        return 0
+    over = [pitch for pitch, (start, _) in sounding.items() if time - start > limit]
+    for pitch in over:
+        start, velocity = sounding.pop(pitch)
+        out.append((start, start + limit, pitch, velocity))
+    return len(over)
+
+
 class EventCodec:
     """Token layout of one preset: sizes, offsets, encode and decode all derive from its table."""
 
@@ -213,18 +224,22 @@ class EventCodec:
         seconds = self.token_seconds[np.asarray(tokens, dtype=np.int64)]
         return np.cumsum(seconds) - seconds
 
-    def decode(self, tokens: np.ndarray) -> Notes:
+    def decode(self, tokens: np.ndarray, max_note_seconds: float | None = None) -> Notes:
         """Notes for any token stream; nothing raises (see `decode_counted`)."""
-        return self.decode_counted(tokens)[0]
+        return self.decode_counted(tokens, max_note_seconds)[0]
 
-    def decode_counted(self, tokens: np.ndarray) -> tuple[Notes, Counter]:
+    def decode_counted(
+        self, tokens: np.ndarray, max_note_seconds: float | None = None
+    ) -> tuple[Notes, Counter]:
         """Notes for any token stream, and how many tokens did not decode as written, by reason
         (as note-seq's decoder counts them):
 
         - "outside the vocabulary": a token outside [0, size), skipped;
         - "orphan note-off": a NOTE_OFF with no sounding note, ignored;
         - "note-on over a sounding note": a NOTE_ON on a sounding pitch, which ends the earlier;
-        - "note never released": cut to at most DEFAULT_NOTE_SECONDS.
+        - "note never released": cut to at most DEFAULT_NOTE_SECONDS;
+        - "note cut at the limit": a note still sounding `max_note_seconds` after its onset ends
+          there (as note-seq's `max_note_duration`; `sampling` keeps the same rule).
         """
         tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
         valid = (tokens >= 0) & (tokens < self.size)
@@ -238,6 +253,7 @@ class EventCodec:
         out: list[tuple[float, float, int, int]] = []
         velocity = DEFAULT_VELOCITY
         for kind, value, pitch, t in zip(kinds, values.tolist(), pitches.tolist(), times.tolist()):
+            skipped["note cut at the limit"] += _expire(sounding, t, max_note_seconds, out)
             if kind == "velocity":
                 velocity = int(self.velocity_values[value])
             elif kind == "note_off" and pitch not in sounding:
@@ -249,6 +265,7 @@ class EventCodec:
                     skipped["note-on over a sounding note"] += kind == "note_on"
                 if kind == "note_on":
                     sounding[pitch] = (t, velocity)
+        skipped["note cut at the limit"] += _expire(sounding, final_time, max_note_seconds, out)
         skipped["note never released"] = len(sounding)
         for pitch, (start, vel) in sounding.items():
             end = min(max(final_time, start + MIN_NOTE_SECONDS), start + DEFAULT_NOTE_SECONDS)

@@ -340,9 +340,8 @@ def run(loaded: Loaded, o: GenerateOptions) -> list[Path]:
     # The primer is fed with its own controls, as in training, when the generation has some.
     primer_tokens = None if primer is None else primer.tokens
     primer_controls = None if primer is None or controls is None else ctl.expand(primer.controls)
-    hidden, event, sampler = start(
-        stepper, codec, sampling_rules(loaded, o), init, primer_tokens, primer_controls
-    )
+    rules = sampling_rules(loaded, o)
+    hidden, event, sampler = start(stepper, codec, rules, init, primer_tokens, primer_controls)
     if o.beam_size:
         beam_rng = rng if o.stochastic_beam_search else None
         tokens, _ = beam_search(
@@ -355,7 +354,7 @@ def run(loaded: Loaded, o: GenerateOptions) -> list[Path]:
     first = 0 if o.overwrite else next_free_number(o.output_dir, stem)
     paths = [o.output_dir / f"{stem}-{first + i:03d}.mid" for i in range(len(tokens))]
     return [
-        _write(codec, np.concatenate([lead, row]), path, o, fluidsynth)
+        _write(codec, np.concatenate([lead, row]), path, o, rules.max_note_seconds, fluidsynth)
         for path, row in zip(paths, tokens)
     ]
 
@@ -392,15 +391,17 @@ def _write(
     tokens: np.ndarray,
     path: Path,
     o: GenerateOptions,
+    max_note_seconds: float | None,
     fluidsynth: tuple[str, Path] | None,
 ) -> Path:
-    """Decodes one piece and writes it (and its .wav, .png), saying what decoding skipped."""
-    notes, skipped = codec.decode_counted(tokens)
+    """Decodes one piece (notes end by the sampling's limit) and writes it (and its .wav, .png),
+    saying what decoding skipped or cut."""
+    notes, skipped = codec.decode_counted(tokens, max_note_seconds)
     midi.write(notes, path)
     print(f"{path}: {len(notes)} notes, {notes.duration:.1f} s")
     if skipped:
         reasons = ", ".join(f"{n} {reason}" for reason, n in skipped.most_common())
-        print(f"  decoding skipped {sum(skipped.values())} token(s): {reasons}")
+        print(f"  decoding: {reasons}")
     if fluidsynth:
         render.to_wav(path, path.with_suffix(".wav"), fluidsynth)
         print(f"{path.with_suffix('.wav')}")

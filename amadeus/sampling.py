@@ -1,18 +1,24 @@
 """How one event is drawn from the model's next-event distribution, and which events may be drawn.
 
 A Performance RNN's tokens only make music when they form a valid performance: a NOTE_OFF for a
-pitch that is not sounding, or a NOTE_ON for one that is, decodes to nothing or cuts a note short,
-and a note whose NOTE_OFF never comes drones under the rest of the piece. Sampling from the whole
-vocabulary at temperature 1.0 draws such tokens from the distribution's tail now and then, and one
-missed NOTE_OFF holds a note for the rest of a piece. So every row keeps the state of its
-performance (which pitches sound since when, and the clock) and each step samples only among:
+pitch that is not sounding, or a NOTE_ON for one that is, decodes to nothing or cuts a note short.
+Sampling from the whole vocabulary draws such tokens from the distribution's tail now and then.
+Worse, a model forgets some notes: it strikes a key and never releases it (a model trained 20
+minutes on the chorales leaves about 8 of 250 notes a piece without a NOTE_OFF), and that note
+drones under the rest of the piece. So every row keeps the state of its performance (which
+pitches sound since when, and the clock), and:
 
-- valid events (`valid_only`): a NOTE_OFF only for a sounding pitch, a NOTE_ON only for a silent
-  one, as in every performance the codec encodes, renormalising the rest (note-seq's decoder
-  skips the others; here they are never drawn);
-- events that keep every note within `max_note_seconds` (the longest note in the training data,
-  recorded in the session): no TIME_SHIFT that would carry a note past it, and once no shift
-  fits, the NOTE_OFF of that note is due and is the only choice.
+- only valid events are drawn (`valid_only`): a NOTE_OFF only for a sounding pitch, a NOTE_ON
+  only for a silent one, as in every performance the codec encodes, the rest renormalised
+  (note-seq's decoder skips the others; here they are never drawn);
+- a note that has sounded `max_note_seconds` (the longest note of the training data, recorded
+  in the session) ends there, in this state and in the decoder alike, as note-seq's decoder
+  caps notes at a `max_note_duration`: no token is forced on the model, whose forgotten note it
+  is, and the key may be struck again.
+
+Forcing the NOTE_OFF token instead, or refusing the TIME_SHIFTs that would carry a note past the
+limit, was tried and measured worse (README, "Generation defaults"): the model hears a release
+it did not ask for, or cannot move on, and crowds more notes in.
 
 Then temperature, and nucleus (top-p) sampling (Holtzman et al. 2020), which draws from the
 smallest set of events holding `top_p` of the probability. Generation, beam search, the live
@@ -37,7 +43,7 @@ class SamplingRules:
     top_p: float = 1.0  # nucleus: sample from the likeliest events holding this share
     greedy: float = 0.0  # chance, per row and step, of taking the argmax instead
     valid_only: bool = True  # only events valid in the performance's state
-    max_note_seconds: float | None = None  # a NOTE_OFF is due once a note sounds this long
+    max_note_seconds: float | None = None  # a note sounding this long ends there
 
 
 class PerformanceState:
@@ -54,16 +60,35 @@ class PerformanceState:
         self.onset = np.full((rows, codec.num_pitches), np.nan)  # [B, P]
         self.now = np.zeros(rows)  # [B] seconds
         self.closing = False  # no new notes: the piece ends once its notes have ended
+        self.expired: list[tuple[int, int, float]] = []  # (row, pitch index, end) of the last feed
 
     def feed(self, tokens: np.ndarray) -> None:
         """Advance every row by its token [B]."""
         tokens = np.asarray(tokens, dtype=np.int64)
         kind, rows = self.kind[tokens], np.arange(len(tokens))
         self.now += self.seconds[tokens]
+        self._expire()
         pitched = (kind == ON) | (kind == OFF)
         self.onset[rows[pitched], self.value[tokens[pitched]]] = np.where(
             kind[pitched] == ON, self.now[pitched], np.nan
         )
+
+    def _expire(self) -> None:
+        """Notes that have sounded `max_note_seconds` end at that instant."""
+        self.expired = []
+        limit = self.rules.max_note_seconds
+        if limit is None:
+            return
+        with np.errstate(invalid="ignore"):  # NaN onsets: silent pitches
+            over = self.now[:, None] - self.onset > limit
+        if over.any():
+            rows, pitches = np.nonzero(over)
+            ends = self.onset[rows, pitches] + limit
+            order = np.argsort(ends, kind="stable")  # in the order they end
+            self.expired = list(
+                zip(rows[order].tolist(), pitches[order].tolist(), ends[order].tolist())
+            )
+            self.onset[over] = np.nan
 
     def take(self, rows: np.ndarray) -> None:
         """Keep (and repeat) the given rows, as beam search reorders its beams."""
@@ -80,21 +105,7 @@ class PerformanceState:
             mask[:, self.on.start : self.on.stop] = False
             velocity = self.codec.ranges["velocity"]
             mask[:, velocity.start : velocity.stop] = False
-        limit = self.rules.max_note_seconds
-        if limit is not None:
-            self._limit_durations(mask, sounding, limit)
         return mask
-
-    def _limit_durations(self, mask: np.ndarray, sounding: np.ndarray, limit: float) -> None:
-        age = np.where(sounding, self.now[:, None] - np.nan_to_num(self.onset), -np.inf)
-        room = limit - age.max(axis=1)  # [B] seconds the oldest note may still sound
-        shift_seconds = self.seconds[self.shifts.start : self.shifts.stop]
-        mask[:, self.shifts.start : self.shifts.stop] &= shift_seconds[None] <= room[:, None]
-        due_rows = room < shift_seconds.min()  # no shift fits: the oldest notes must end now
-        if due_rows.any():
-            due = age[due_rows] > limit - shift_seconds.min()  # [D, P]
-            mask[due_rows] = False
-            mask[due_rows, self.off.start : self.off.stop] = due
 
 
 class Sampler:

@@ -67,7 +67,7 @@ def main() -> None:
         rng = np.random.default_rng(args.seed)
         init = initial_noise(args.samples, loaded.model.config.init_dim, rng)
         rows = sample_from_start(stepper, codec, rule, init, args.length, rng)
-        pieces = [codec.decode(row) for row in rows]
+        pieces = [codec.decode(row, rule.max_note_seconds) for row in rows]
         _, generated, overlaps = ft.compare(real_pieces, pieces)
         durations = generated["note duration"]
         print(

@@ -40,26 +40,33 @@ def test_only_sounding_pitches_may_end_and_only_silent_ones_start():
     assert state(SamplingRules(valid_only=False), tokens=[on(60)]).allowed().all()
 
 
-def test_a_note_ends_by_the_limit():
+def test_a_note_ends_at_the_limit_in_the_state_and_in_the_decoder_alike():
     rules = SamplingRules(max_note_seconds=1.0)
     s = state(rules, tokens=[on(60), shift_of(0.6)])
-    room = 1.0 - CODEC.shift_seconds[np.searchsorted(CODEC.shift_seconds, 0.6, "right") - 1]
-    shifts = s.allowed()[0, SHIFT.start : SHIFT.stop]
-    np.testing.assert_array_equal(shifts, CODEC.shift_seconds <= room)  # none passes the limit
-    s.now += room - CODEC.shift_seconds[0] / 2  # less than the smallest shift is left
-    mask = s.allowed()[0]
-    assert np.flatnonzero(mask).tolist() == [off(60)]  # its note-off is due, and only that
+    assert s.expired == [] and np.isfinite(s.onset[0, 60 - 21])
+    s.feed(np.array([shift_of(0.6)]))  # 1.2 s: past the limit
+    assert s.expired == [(0, 60 - 21, pytest.approx(1.0))]
+    assert not np.isfinite(s.onset).any()
+    assert s.allowed()[0, on(60)] and not s.allowed()[0, off(60)]  # struck again, not released
+    tokens = [on(60), shift_of(0.6), shift_of(0.6), on(64), off(60), shift_of(0.5), off(64)]
+    notes, skipped = CODEC.decode_counted(np.array(tokens), max_note_seconds=1.0)
+    held = CODEC.token_seconds[shift_of(0.5)]
+    np.testing.assert_allclose(notes.end - notes.start, [1.0, held])
+    assert skipped == {"note cut at the limit": 1, "orphan note-off": 1}
+    free, _ = CODEC.decode_counted(np.array(tokens))
+    assert (free.end - free.start).max() > 1.1  # without the limit it sounds on
 
 
-def test_sampling_under_the_limit_never_holds_a_note_longer(tmp_path):
+def test_sampling_under_the_limit_never_holds_a_note_longer():
     rng = np.random.default_rng(0)
     sampler = Sampler(CODEC, 8, SamplingRules(max_note_seconds=0.5))
     tokens = np.stack([sampler.draw(rng.normal(size=(8, CODEC.size)), rng) for _ in range(600)])
     for row in tokens.T:
-        notes, skipped = CODEC.decode_counted(row)
+        notes, skipped = CODEC.decode_counted(row, max_note_seconds=0.5)
         assert (notes.end - notes.start).max() <= 0.5 + 1e-9
-        assert skipped.get("orphan note-off", 0) == 0
         assert skipped.get("note-on over a sounding note", 0) == 0
+        # a note-off after the limit cut its note is an orphan; none other is drawn
+        assert skipped.get("orphan note-off", 0) <= skipped.get("note cut at the limit", 0)
 
 
 def test_closing_starts_no_note():

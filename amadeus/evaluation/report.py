@@ -150,7 +150,8 @@ def _sample_rows(loaded, model, codec, o, device, count, length, control=None) -
 
 def _generated(loaded, model, codec, validation, o, device) -> Generated:
     rows = _sample_rows(loaded, model, codec, o, device, o.samples, o.length)
-    pieces = [codec.decode(row) for row in rows]
+    limit = default_rules(loaded, GenerateOptions()).max_note_seconds  # as generate.py decodes
+    pieces = [codec.decode(row, limit) for row in rows]
     real_pieces = [codec.decode(p.tokens) for p in validation]
     real, generated, overlaps = ft.compare(real_pieces, pieces)
     histograms = (ft.pitch_classes_of(real_pieces), ft.pitch_classes_of(pieces))

@@ -309,26 +309,28 @@ class Engine:
         return out
 
     def _sounded(self, a: Answer, token: int) -> list:
-        """What the answer's new token means for the listener: nothing, or a note event."""
+        """What the answer's new token means for the listener: notes the limit ended during
+        its time shift, or the note it starts or ends, or nothing."""
+        pitch0 = self.codec.preset.min_pitch
+        out = [self._emit(a, a.at(end), pitch0 + p, 0) for _, p, end in self.sampler.state.expired]
         kind, value = self.codec.token_kind[token], int(self.codec.token_value[token])
         if kind == "velocity":
             a.velocity = int(self.codec.velocity_values[value])
-        if kind not in ("note_on", "note_off"):
-            return []
-        at = a.at(self.sampler.state.now[0])
-        note = NoteEvent(
-            float(at), value + self.codec.preset.min_pitch, a.velocity * (kind == "note_on")
-        )
-        self.record.answer_note(note.time, note.pitch, note.velocity)
-        a.notes += note.velocity > 0
-        if not a.heard:  # wall time, not the caller's: what the computation cost
+        elif kind in ("note_on", "note_off"):
+            velocity = a.velocity if kind == "note_on" else 0
+            out.append(self._emit(a, a.at(self.sampler.state.now[0]), pitch0 + value, velocity))
+        if out and not a.heard:  # wall time, not the caller's: what the computation cost
             a.heard = True
             self.latencies.append(1000 * (wall.perf_counter() - a.called))
-            out = [AnswerStarted(a.answer, a.take, a.called_at, self.latencies[-1])]
-        else:
-            out = []
+            out.insert(0, AnswerStarted(a.answer, a.take, a.called_at, self.latencies[-1]))
+        return out
+
+    def _emit(self, a: Answer, at: float, pitch: int, velocity: int) -> NoteEvent:
+        note = NoteEvent(float(at), pitch, velocity)
+        self.record.answer_note(note.time, note.pitch, note.velocity)
+        a.notes += velocity > 0
         self.min_lead = min(self.min_lead, at - self._now())
-        return [*out, note]
+        return note
 
     def _end(self) -> list:
         a = self.answer
