@@ -151,7 +151,9 @@ class Connection:
         self.tokens = min(BURST, self.tokens + (now - self.refilled) * RATE)
         self.refilled = now
         if self.tokens < 1:
-            raise protocol.ProtocolError(f"too many messages: at most {RATE:g} a second")
+            raise protocol.ProtocolError(
+                f"{message['type']}: too many messages: at most {RATE:g} a second"
+            )
         self.tokens -= 1
         if self.offset is None and message["type"] != "hello":
             raise protocol.ProtocolError(f"{message['type']}: say hello first")
