@@ -30,7 +30,11 @@ from amadeus.session import Session, build_model  # noqa: E402
 from amadeus.training import TrainOptions, prepare, train  # noqa: E402
 
 ORIGINAL = dict(
-    use_transposition=False, time_stretch=False, lr_schedule="constant", control_ratio=1.0
+    learning_rate=1e-3,
+    use_transposition=False,
+    time_stretch=False,
+    lr_schedule="constant",
+    control_ratio=1.0,
 )
 NEW = dict(learning_rate=3e-3, lr_schedule="cosine")
 AUGMENTED = NEW | dict(use_transposition=True, time_stretch=True)
