@@ -73,14 +73,14 @@ def parse_args() -> GenerateOptions:
         type=cli.positive_float,
         default=d.temperature,
         help="divides the logits before sampling: below 1 safer and more repetitive, "
-        "above 1 more adventurous (default 1.0)",
+        f"above 1 more adventurous (default {d.temperature:g})",
     )
     p.add_argument(
         "--top-p",
         type=cli.share,
         default=d.top_p,
         help="nucleus sampling: draw only from the likeliest events holding this share of the "
-        f"probability (default {d.top_p:g}: all of it)",
+        f"probability (default {d.top_p:g}; 1: all of it)",
     )
     p.add_argument(
         "--max-note-seconds",

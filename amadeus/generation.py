@@ -22,12 +22,11 @@ from amadeus.device import resolve_device
 from amadeus.encoding import encode_file
 from amadeus.errors import SessionError, UsageError
 from amadeus.progress import progress
-from amadeus.sampling import Sampler, SamplingRules
+from amadeus.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Sampler, SamplingRules
 from amadeus.session import Loaded
 from amadeus.stepper import make_stepper
 
 DEFAULT_LENGTH = 1000  # events, when neither -l nor a control sequence says otherwise
-DEFAULT_TOP_P = 1.0  # nucleus sampling: see README, "Generation defaults"
 
 
 def initial_noise(batch: int, init_dim: int, rng: np.random.Generator, zero: bool = False):
@@ -281,7 +280,7 @@ class GenerateOptions:
     max_length: int | None = None  # events; see resolve_length
     control: str | None = None  # -c: 'h0,...,h11;d', or a .data file or folder
     greedy_ratio: float = 0.0
-    temperature: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
     top_p: float = DEFAULT_TOP_P  # nucleus sampling
     max_note_seconds: float | None = None  # None: the longest note of the training data
     unconstrained: bool = False  # sample any event, valid or not, with no limit on notes

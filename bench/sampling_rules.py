@@ -25,6 +25,8 @@ from amadeus.dataset import load_split  # noqa: E402
 from amadeus.evaluation import features as ft  # noqa: E402
 from amadeus.generation import initial_noise, sample_from_start  # noqa: E402
 from amadeus.quant.session import load_any  # noqa: E402
+from amadeus.sampling import DEFAULT_TEMPERATURE as T  # noqa: E402
+from amadeus.sampling import DEFAULT_TOP_P as P  # noqa: E402
 from amadeus.sampling import SamplingRules  # noqa: E402
 from amadeus.stepper import make_stepper  # noqa: E402
 
@@ -38,7 +40,9 @@ def rules(longest: float) -> dict[str, SamplingRules]:
         "+ top-p 0.98": SamplingRules(top_p=0.98, max_note_seconds=longest),
         "+ top-p 0.95": SamplingRules(top_p=0.95, max_note_seconds=longest),
         "+ top-p 0.90": SamplingRules(top_p=0.90, max_note_seconds=longest),
-        "temperature 0.9, top-p 0.95": SamplingRules(0.9, 0.95, max_note_seconds=longest),
+        f"temperature {T:g}, top-p {P:g} (the defaults)": SamplingRules(
+            T, P, max_note_seconds=longest
+        ),
     }
 
 

@@ -27,7 +27,7 @@ from amadeus.dataset import Settings
 from amadeus.live.phrase import Phrase
 from amadeus.live.record import Record
 from amadeus.midi import SUSTAIN
-from amadeus.sampling import Sampler, SamplingRules
+from amadeus.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Sampler, SamplingRules
 
 SOFT_PEDAL = 67  # CC67 down hands over, as in EleutherAI's Aria demo
 MAX_TOKENS_PER_CALL = 2000  # a model that never moves its clock cannot hang a call
@@ -39,8 +39,8 @@ class LiveSettings:
     answer_seconds: float | None = None  # None: as long as the phrase, clamped below
     shortest: float = 2.0  # seconds: the clamp of an answer as long as the phrase
     longest: float = 12.0
-    temperature: float = 1.0
-    top_p: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
     conditioning: bool = True  # the answer gets the phrase's pitch classes and density
     lookahead: float = 0.5  # seconds of answer sampled ahead of playback
     start_delay: float = 0.1  # seconds from the hand-over to the answer's time zero
