@@ -15,8 +15,10 @@ phrases need not be waited for) and advances by the engine's own compute time.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shlex
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -80,32 +82,43 @@ def main() -> None:
     p.add_argument("--seed", type=cli.int_arg, default=0)
     args = p.parse_args()
     print("$ python " + shlex.join(sys.argv))
-    models = {"fp32": load_any(args.session)}
+    models = {"fp32": (args.session, None)}
     if args.int8 or args.stats_file:
-        models["int8"] = load_any(args.int8 or args.session, None if args.int8 else args.stats_file)
-    record, codec = models["fp32"].data, EventCodec(models["fp32"].codec)
+        models["int8"] = (args.int8 or args.session, None if args.int8 else args.stats_file)
+    fp32 = load_any(args.session)
+    record, codec = fp32.data, EventCodec(fp32.codec)
     validation = load_split(record.dataset, record.val_fraction).validation
     cuts = phrases([codec.decode(piece.tokens) for piece in validation], args.phrases)
     seconds = sum(c.end.max() for c in cuts)
     print(f"{len(cuts)} phrases ({seconds:.0f} s) from {len(validation)} validation files")
     print(f"{'model':<6} {'median ms':>9} {'p99 ms':>7} {'max ms':>7} {'least lead ms':>13} notes")
-    for name, loaded in models.items():
-        stepper = make_stepper(loaded.model)
-        engine = Engine(
-            stepper,
-            codec,
-            encoding_settings(loaded),
-            loaded.model.config.init_dim,
-            LiveSettings(),
-            record.longest_note,
-            args.seed,
-        )
-        latencies, lead, notes = session_run(engine, cuts)
+    for name, source in models.items():
+        # Each model in a fresh process, as the server runs one: numpy's BLAS threads, left
+        # spinning by the fp32 run, slowed the int8 run after it when they shared a process.
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            latencies, lead, notes = pool.submit(measure, *source, cuts, args.seed).result()
         ms = np.array(latencies)
         print(
             f"{name:<6} {np.median(ms):>9.1f} {np.percentile(ms, 99):>7.1f} {ms.max():>7.1f} "
             f"{1000 * lead:>13.1f} {notes}"
         )
+
+
+def measure(
+    session: Path, stats: Path | None, cuts: list[Notes], seed: int
+) -> tuple[list[float], float, int]:
+    """One model's run of session_run, in the process that loads it."""
+    loaded = load_any(session, stats)
+    engine = Engine(
+        make_stepper(loaded.model),
+        EventCodec(loaded.codec),
+        encoding_settings(loaded),
+        loaded.model.config.init_dim,
+        LiveSettings(),
+        loaded.data.longest_note,
+        seed,
+    )
+    return session_run(engine, cuts)
 
 
 if __name__ == "__main__":
