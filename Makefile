@@ -86,7 +86,7 @@ $(DEMO_OUT)/.done: stats/bach.yaml
 	  for f in $(DEMO_OUT)/*/*.mid; do echo "  music       $$f"; done; \
 	  echo "  report      $(DEMO_OUT)/evaluation/report.md"; \
 	  grep -E "^perplexity|^ +(fp32|int8) " stats/bach-evaluation.txt; \
-	  echo "This model (7 minutes of training):"; \
+	  echo "This model ($(DEMO_TRAIN_SECONDS) s of training):"; \
 	  grep -vE "^(save|report)" $(DEMO_OUT)/evaluation.txt | sed 's/^/  /'; \
 	  if [ -f $(DEMO_OUT)/evaluation-shipped.txt ]; then \
 	    echo "The shipped model (models/README.md):"; \

@@ -46,7 +46,14 @@ def test_readme_command_flags_exist(command):
 
 
 def test_readme_names_every_script():
-    for script in ("preprocess.py", "train.py", "quantize.py", "generate.py"):
+    for script in (
+        "preprocess.py",
+        "train.py",
+        "quantize.py",
+        "generate.py",
+        "evaluate.py",
+        "play.py",
+    ):
         assert any(c[0] == script for c in commands()), script
 
 
