@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from amadeus import cli  # noqa: E402
 from amadeus.atomic import write_bytes  # noqa: E402
 from amadeus.codec import EventCodec  # noqa: E402
-from amadeus.dataset import data_files, load_split, split_by_file  # noqa: E402
+from amadeus.dataset import data_files, load_pieces, split_by_file  # noqa: E402
 from amadeus.evaluation.likelihood import piece_likelihood  # noqa: E402
 from amadeus.quant.pipeline import QuantizeOptions  # noqa: E402
 from amadeus.quant.pipeline import run as quantize  # noqa: E402
@@ -49,8 +49,8 @@ def main() -> None:
     fp32, int8 = load_any(MODELS / "bach.sess"), load_any(MODELS / "bach.int8.sess")
     record = fp32.data
     dataset = args.dataset or Path(record.dataset)
-    validation = load_split(dataset, record.val_fraction).validation
     _, names = split_by_file(data_files(dataset), record.val_fraction)
+    validation = load_pieces(names, fp32.codec)
     codec = EventCodec(fp32.codec)
     first, second, agreement = piece_likelihood(fp32.model, validation, codec, False, int8.model)
     out = {
