@@ -33,7 +33,7 @@ def parse_args() -> TrainOptions:
         "--control-ratio",
         type=cli.unit_float,
         default=d.control_ratio,
-        help="fraction of batches trained with their controls (default 1.0)",
+        help=f"fraction of batches trained with their controls (default {d.control_ratio:g})",
     )
     p.add_argument(
         "-T",

@@ -35,7 +35,7 @@ SUFFIX = ".data"
 TOKEN_DTYPES = {"uint8": np.dtype("<u1"), "uint16": np.dtype("<u2")}
 SPLIT_RULE = "crc32-of-name"  # how `split_by_file` ranks files; recorded in sessions
 DEFAULT_MAX_SILENCE = 3.0  # seconds; longer gaps in which nothing sounds are shortened to this
-DEFAULT_WINDOW, DEFAULT_STRIDE, DEFAULT_VAL_FRACTION = 200, 10, 0.1  # train.py's defaults
+DEFAULT_WINDOW, DEFAULT_STRIDE, DEFAULT_VAL_FRACTION = 200, 10, 0.1  # of sessions without a record
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 length (Loshchilov and Hutter's schedule without restarts, as nanoGPT trains), or constant.
 
 A cosine needs to know how long the run is. With --max-steps that is given; with --max-time it
-is estimated once, from the speed of the first steps, and recorded in the session, so a run that
-is stopped and resumed keeps the curve it started on. Without either the rate stays at its peak
-after the warm-up.
+is estimated from the speed so far, after every step (a shared machine's speed drifts: estimated
+once, from the first steps, a 61-minute run's curve was set a quarter too long), and recorded in
+the session, so a run that is stopped and resumed keeps the curve it had reached. Without either
+the rate stays at its peak after the warm-up.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from typing import Any
 
 KINDS = ("cosine", "constant")
 TIMED_STEPS = (3, 8)  # steps whose duration estimates the length of a --max-time run
-ESTIMATE_MARGIN = 0.95  # validation and saving take some of the time too
+ESTIMATE_MARGIN = 0.95  # slack for a machine that slows down before the estimate sees it
 
 
 @dataclass(frozen=True)
 class Schedule:
     peak: float  # the learning rate after the warm-up
     kind: str = "cosine"
-    warmup: int = 50  # steps of linear warm-up (cosine only), at most a quarter of the run
+    warmup: int = 10  # steps of linear warm-up (cosine only), at most a quarter of the run
     floor: float = 0.1  # the last rate, as a share of the peak (cosine only)
     horizon: int | None = None  # steps the decay spans; None: not known yet
 

@@ -45,15 +45,15 @@ class TrainOptions:
     dataset: Path = Path("dataset/processed/")
     saving_interval: float = 60.0  # seconds between saves
     batch_size: int = 64
-    learning_rate: float = 3e-3  # with the cosine schedule: see bench/recipe.py
-    window_size: int = 200
+    learning_rate: float = 1e-2  # with the cosine schedule: see bench/recipe.py
+    window_size: int = 100
     stride_size: int = 10
     control_ratio: float = 0.5  # batches that see their controls; the rest learn to play without
     teacher_forcing_ratio: float = 1.0
     use_transposition: bool = True  # each window moved by -6..5 semitones
     time_stretch: bool = True  # the pieces also at 0.95, 0.975, 1.025 and 1.05 times the tempo
     lr_schedule: str = "cosine"  # or constant: see amadeus.schedule
-    warmup_steps: int = 50
+    warmup_steps: int = 10
     model_params: dict = field(default_factory=dict)  # overrides of ModelConfig for a new model
     reset_optimizer: bool = False
     enable_logging: bool = False  # TensorBoard in runs/
@@ -108,7 +108,8 @@ class Run:
     rank: int = 0
     world_size: int = 1
     autocast: torch.dtype | None = None  # products' type in training steps; None: float32
-    timed_seconds: float = 0.0  # of TIMED_STEPS, to estimate a --max-time run's length
+    timed_since: tuple[int, float] | None = None  # (steps done, time): a --max-time run's clock
+    times_horizon: bool = False  # this run sets its cosine's length, and renews it every step
 
 
 def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
@@ -307,6 +308,7 @@ def train_step(run: Run) -> tuple[float, float]:
 def _loop(run: Run, bar, stop: StopFlag, writer, log) -> None:
     o, main = run.options, run.rank == 0
     started = last_save = time.monotonic()
+    first_step = run.step
     events_per_step = o.batch_size * o.window_size * run.world_size
     for _ in bar:
         now = time.monotonic()
@@ -325,7 +327,7 @@ def _loop(run: Run, bar, stop: StopFlag, writer, log) -> None:
         loss, norm = train_step(run)
         took = time.perf_counter() - tick
         speed = events_per_step / took
-        _estimate_horizon(run, took, started, log)
+        _estimate_horizon(run, run.step - first_step, started, log)
         if main:
             bar.set_postfix(loss=f"{loss:.3f}")
             if writer:
@@ -340,25 +342,34 @@ def _loop(run: Run, bar, stop: StopFlag, writer, log) -> None:
                 log(f"step {run.step} loss {loss:.4f} grad {norm:.2f} {speed:,.0f} events/s")
 
 
-def _estimate_horizon(run: Run, step_seconds: float, started: float, log) -> None:
-    """For a --max-time run, the length of the cosine, from the speed of TIMED_STEPS (the
-    steps before them still map memory); the same on every rank."""
+def _estimate_horizon(run: Run, steps_done: int, started: float, log) -> None:
+    """For a --max-time run, the length of the cosine from the speed so far: first from the
+    steps after TIMED_STEPS[0] (the steps before it still map memory), then again after every
+    step, validations and saves included, so that the decay ends with the run even when a
+    shared machine slows down. The same on every rank. A resumed run keeps the curve it
+    recorded."""
     s = run.schedule
     first, last = TIMED_STEPS
-    if s.kind != "cosine" or s.horizon is not None or run.options.max_time is None:
+    if s.kind != "cosine" or run.options.max_time is None:
         return
-    if run.step > first:
-        run.timed_seconds += step_seconds
-    if run.step == last:
-        per_step = run.timed_seconds / (last - first)
-        left = run.options.max_time - (time.monotonic() - started)
-        estimate = float(estimated_horizon(run.step, per_step, left))
-        horizon = torch.tensor([estimate], device=run.device)
-        if run.world_size > 1:
-            dist.all_reduce(horizon, op=dist.ReduceOp.MIN)
-        run.schedule = s.with_horizon(int(horizon.item()))
-        if run.rank == 0:
-            log(f"learning rate: cosine over {run.schedule.horizon} steps ({per_step:.2f} s/step)")
+    if s.horizon is not None and not run.times_horizon:
+        return
+    now = time.monotonic()
+    if steps_done == first:
+        run.timed_since = (steps_done, now)
+    if steps_done < last or run.timed_since is None:
+        return
+    since_step, since = run.timed_since
+    per_step = (now - since) / (steps_done - since_step)
+    left = run.options.max_time - (now - started)
+    estimate = float(estimated_horizon(run.step, per_step, left))
+    horizon = torch.tensor([estimate], device=run.device)
+    if run.world_size > 1:
+        dist.all_reduce(horizon, op=dist.ReduceOp.MIN)
+    run.schedule = s.with_horizon(int(horizon.item()))
+    if not run.times_horizon and run.rank == 0:
+        log(f"learning rate: cosine over {run.schedule.horizon} steps ({per_step:.2f} s/step)")
+    run.times_horizon = True
 
 
 def _evaluate(run: Run, writer, log) -> None:

@@ -5,10 +5,13 @@ validation files (evaluate.py's likelihood: whole pieces, per event and per seco
 
     python bench/recipe.py -d dataset/processed/bach --steps 125 [--variants a,b] [-o save/recipe]
 
-A step of batch 64 x window 200 costs the same in every variant (augmentation is done on the host
-in milliseconds), so equal steps are equal time; measure steps per minute on an idle machine
-(train.py logs events/s) to turn minutes into steps. Each variant is a whole recipe ("recipe" is
-train.py's defaults now); what a change bought is the difference of two lines.
+The budget is in steps of batch 64 x window 200; a variant with other sizes takes as many steps
+as hold the same number of events. An event costs about the same in every variant (augmentation
+is done on the host in milliseconds; batch 64 x window 100 trains at the speed of 64 x 200, 32 x
+200 a third slower, measured with bench/train_speed.py), so equal events are equal time; measure
+steps per minute on an idle machine (train.py logs events/s) to turn minutes into steps. Each
+variant is a whole recipe ("recipe" is train.py's defaults now); what a change bought is the
+difference of two lines.
 """
 
 from __future__ import annotations
@@ -29,23 +32,32 @@ from amadeus.evaluation.likelihood import piece_likelihood  # noqa: E402
 from amadeus.session import Session, build_model  # noqa: E402
 from amadeus.training import TrainOptions, prepare, train  # noqa: E402
 
-ORIGINAL = dict(
+ORIGINAL = dict(  # train.py's recipe before: constant 1e-3, no augmentation, always controls
     learning_rate=1e-3,
     use_transposition=False,
     time_stretch=False,
     lr_schedule="constant",
+    warmup_steps=50,
+    window_size=200,
     control_ratio=1.0,
 )
-NEW = dict(learning_rate=3e-3, lr_schedule="cosine")
-AUGMENTED = NEW | dict(use_transposition=True, time_stretch=True)
-VARIANTS = {  # name: the recipe, in full (TrainOptions fields)
-    "original": ORIGINAL,  # train.py's recipe before: constant 1e-3, no augmentation
+COSINE = dict(lr_schedule="cosine", learning_rate=3e-3)
+AUGMENTED = dict(use_transposition=True, time_stretch=True, control_ratio=0.5)
+NO_DROPOUT = dict(model_params=dict(gru_dropout=0.0))
+FAST = dict(learning_rate=1e-2, warmup_steps=10)
+VARIANTS = {  # name: the recipe, in full (TrainOptions fields); {} is train.py's defaults
+    "original": ORIGINAL,
     "cosine": ORIGINAL | dict(lr_schedule="cosine"),  # warm-up and decay at the same peak
-    "lr3e-3": ORIGINAL | NEW,
-    "transpose": ORIGINAL | NEW | dict(use_transposition=True),
-    "augmented": ORIGINAL | AUGMENTED,  # and Magenta's time stretch
-    "recipe": ORIGINAL | AUGMENTED | dict(control_ratio=0.5),  # train.py's defaults now
-    "recipe-b32": ORIGINAL | AUGMENTED | dict(control_ratio=0.5, batch_size=32),
+    "lr3e-3": ORIGINAL | COSINE,
+    "transpose": ORIGINAL | COSINE | dict(use_transposition=True),
+    "recipe3e-3": ORIGINAL | COSINE | AUGMENTED,  # train.py's defaults before this one
+    "recipe3e-3-b32": ORIGINAL | COSINE | AUGMENTED | dict(batch_size=32),
+    "warmup10": ORIGINAL | COSINE | dict(warmup_steps=10),
+    "warmup10-nodrop": ORIGINAL | COSINE | dict(warmup_steps=10) | NO_DROPOUT,
+    "lr1e-2-nodrop": ORIGINAL | COSINE | FAST | NO_DROPOUT,
+    "lr2e-2-nodrop": ORIGINAL | COSINE | FAST | NO_DROPOUT | dict(learning_rate=2e-2),
+    "lr1e-2-nodrop-w100": ORIGINAL | COSINE | FAST | NO_DROPOUT | dict(window_size=100),
+    "recipe": {},  # train.py's defaults now: FAST, window 100, augmented, dropout 0.3
 }
 
 

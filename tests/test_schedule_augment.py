@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from test_training import make_dataset, options
 
-from amadeus import augment
+from amadeus import augment, training
 from amadeus import controls as ctl
 from amadeus.codec import EventCodec
 from amadeus.dataset import Piece
@@ -32,13 +32,31 @@ def test_the_length_of_a_timed_run_is_estimated_from_its_speed():
     assert estimated_horizon(8, seconds_per_step=2.0, seconds_left=100.0) == 8 + 47
 
 
+def test_a_timed_run_renews_its_cosine_when_the_machine_slows(tmp_path, monkeypatch):
+    make_dataset(tmp_path / "data")
+    run = prepare(options(tmp_path, max_time=100.0))
+    clock = [0.0]
+    monkeypatch.setattr(training.time, "monotonic", lambda: clock[0])
+    said = []
+    horizons = []
+    for done, now in enumerate([0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14]):
+        clock[0], run.step = float(now), done
+        training._estimate_horizon(run, done, 0.0, said.append)
+        horizons.append(run.schedule.horizon)
+    assert horizons[:8] == [None] * 8  # nothing known before step 8
+    assert horizons[8] == 8 + int(0.95 * 92 / 1.0)  # 1 s a step from step 3 on, 92 s left
+    assert horizons[11] == 11 + int(0.95 * 86 / (11 / 8))  # now 11 s for 8 steps, 86 s left
+    assert horizons[8] > horizons[9] > horizons[10] > horizons[11]
+    assert said == ["learning rate: cosine over 95 steps (1.00 s/step)"]
+
+
 def test_a_session_keeps_its_schedule_across_a_resume(tmp_path):
     make_dataset(tmp_path / "data")
-    run = prepare(options(tmp_path, max_steps=40, learning_rate=2e-3))
+    run = prepare(options(tmp_path, max_steps=40, learning_rate=2e-3, warmup_steps=20))
     train_step(run)
     save(run)
     recorded = Session.load(tmp_path / "m.sess").extra["lr_schedule"]
-    assert recorded == Schedule(2e-3, "cosine", 50, 0.1, 40).to_dict()
+    assert recorded == Schedule(2e-3, "cosine", 20, 0.1, 40).to_dict()
     resumed = prepare(options(tmp_path, max_steps=80, learning_rate=2e-3))
     assert resumed.schedule.horizon == 40  # the curve it started on
 
