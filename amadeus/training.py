@@ -109,7 +109,6 @@ class Run:
     world_size: int = 1
     autocast: torch.dtype | None = None  # products' type in training steps; None: float32
     timed_since: tuple[int, float] | None = None  # (steps done, time): a --max-time run's clock
-    times_horizon: bool = False  # this run sets its cosine's length, and renews it every step
 
 
 def prepare(options: TrainOptions, rank: int = 0, world_size: int = 1) -> Run:
@@ -309,6 +308,10 @@ def _loop(run: Run, bar, stop: StopFlag, writer, log) -> None:
     o, main = run.options, run.rank == 0
     started = last_save = time.monotonic()
     first_step = run.step
+    # A --max-time run sets its cosine's length itself, unless its session recorded one.
+    timed = (
+        run.schedule.kind == "cosine" and run.schedule.horizon is None and o.max_time is not None
+    )
     events_per_step = o.batch_size * o.window_size * run.world_size
     for _ in bar:
         now = time.monotonic()
@@ -327,7 +330,8 @@ def _loop(run: Run, bar, stop: StopFlag, writer, log) -> None:
         loss, norm = train_step(run)
         took = time.perf_counter() - tick
         speed = events_per_step / took
-        _estimate_horizon(run, run.step - first_step, started, log)
+        if timed:
+            _estimate_horizon(run, run.step - first_step, started, log)
         if main:
             bar.set_postfix(loss=f"{loss:.3f}")
             if writer:
@@ -346,18 +350,12 @@ def _estimate_horizon(run: Run, steps_done: int, started: float, log) -> None:
     """For a --max-time run, the length of the cosine from the speed so far: first from the
     steps after TIMED_STEPS[0] (the steps before it still map memory), then again after every
     step, validations and saves included, so that the decay ends with the run even when a
-    shared machine slows down. The same on every rank. A resumed run keeps the curve it
-    recorded."""
-    s = run.schedule
+    shared machine slows down. The same on every rank."""
     first, last = TIMED_STEPS
-    if s.kind != "cosine" or run.options.max_time is None:
-        return
-    if s.horizon is not None and not run.times_horizon:
-        return
     now = time.monotonic()
     if steps_done == first:
         run.timed_since = (steps_done, now)
-    if steps_done < last or run.timed_since is None:
+    if steps_done < last:
         return
     since_step, since = run.timed_since
     per_step = (now - since) / (steps_done - since_step)
@@ -366,10 +364,9 @@ def _estimate_horizon(run: Run, steps_done: int, started: float, log) -> None:
     horizon = torch.tensor([estimate], device=run.device)
     if run.world_size > 1:
         dist.all_reduce(horizon, op=dist.ReduceOp.MIN)
-    run.schedule = s.with_horizon(int(horizon.item()))
-    if not run.times_horizon and run.rank == 0:
+    run.schedule = run.schedule.with_horizon(int(horizon.item()))
+    if steps_done == last and run.rank == 0:
         log(f"learning rate: cosine over {run.schedule.horizon} steps ({per_step:.2f} s/step)")
-    run.times_horizon = True
 
 
 def _evaluate(run: Run, writer, log) -> None:
