@@ -20,6 +20,9 @@ from amadeus.quant.linear import (
 )
 
 needs_fbgemm = pytest.mark.skipif(not kernel.FBGEMM, reason="torch without fbgemm")
+exact_fbgemm = pytest.mark.skipif(
+    not kernel.FBGEMM_EXACT, reason="no AVX512-VNNI: fbgemm saturates, the reference runs"
+)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +97,7 @@ def test_int8_linear_is_distillers_arithmetic():
     torch.testing.assert_close(int8.pack(backend="reference")(x), want, atol=1e-6, rtol=0)
 
 
-@needs_fbgemm
+@exact_fbgemm
 def test_fbgemm_matches_reference():
     _, int8, x, _ = _layer(seed=1, in_features=256, out_features=384)
     fast, slow = int8.pack(backend="fbgemm")(x), int8.pack(backend="reference")(x)
@@ -121,9 +124,16 @@ def test_any_leading_shape():
     torch.testing.assert_close(got.view(10, -1), int8(x))
 
 
+def test_the_default_kernel_is_fbgemm_only_where_it_is_exact():
+    _, int8, _, _ = _layer(seed=4)
+    exact = kernel.FBGEMM and torch.cpu._is_vnni_supported()
+    assert isinstance(int8.pack(), kernel.FbgemmGemm if exact else kernel.ReferenceGemm)
+
+
 def test_without_fbgemm(monkeypatch):
     _, int8, x, _ = _layer(seed=4)
     monkeypatch.setattr(kernel, "FBGEMM", False)
+    monkeypatch.setattr(kernel, "FBGEMM_EXACT", False)
     fresh = copy.deepcopy(int8)
     assert isinstance(fresh.pack(), kernel.ReferenceGemm)
     assert (fresh(x) - int8.pack(backend="reference")(x)).abs().max() == 0
@@ -171,8 +181,8 @@ def test_leaves_the_quantized_engine_alone():
     torch.backends.quantized.engine = "qnnpack"
     try:
         _, int8, x, _ = _layer(seed=7)
-        assert isinstance(int8.pack(), kernel.FbgemmGemm)
-        int8(x)
+        assert isinstance(int8.pack(backend="fbgemm"), kernel.FbgemmGemm)
+        int8.pack(backend="fbgemm")(x)
         assert torch.backends.quantized.engine == "qnnpack"
     finally:
         torch.backends.quantized.engine = previous
