@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from amadeus import cli
-from amadeus.device import CHOICES
-from amadeus.evaluation.report import EvaluateOptions, evaluate
+from amadeus.evaluation.run import EvaluateOptions, evaluate
 
 
 def parse_args() -> EvaluateOptions:
@@ -50,9 +49,9 @@ def parse_args() -> EvaluateOptions:
         metavar="FOLDER",
         help="receives report.md and the figures (default output/evaluation/<session name>)",
     )
-    p.add_argument("--seed", type=cli.int_arg, default=d.seed, help="same seed, same report")
-    p.add_argument("--device", choices=CHOICES, default=d.device)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.add_seed(p, d.seed, "the generated pieces: the same seed, the same report")
+    cli.add_device(p)
+    cli.add_quiet(p)
     return cli.options(EvaluateOptions, p.parse_args())
 
 

@@ -5,11 +5,12 @@ controls, or continuing a phrase you played (-i)."""
 import argparse
 from pathlib import Path
 
-from amadeus import cli, shipped
-from amadeus.codec import PRESETS
-from amadeus.device import CHOICES
-from amadeus.generation import DEFAULT_LENGTH, GenerateOptions, run
-from amadeus.quant.session import load_any
+from amadeus import cli
+from amadeus.data.codec import PRESETS
+from amadeus.generate import shipped
+from amadeus.generate.inputs import DEFAULT_LENGTH
+from amadeus.generate.loaded import load
+from amadeus.generate.pieces import GenerateOptions, run
 
 USER_DEFAULT = Path("save/train.sess")  # train.py's default session
 
@@ -160,16 +161,16 @@ def parse_args() -> GenerateOptions:
         action="store_true",
         help="number the pieces from 000, replacing earlier ones (default: after them)",
     )
-    p.add_argument("--device", choices=CHOICES, default="auto")
-    p.add_argument("--seed", type=cli.int_arg, default=d.seed, help="same seed, same music")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.add_device(p)
+    cli.add_seed(p, d.seed, "the music: the same seed, the same music")
+    cli.add_quiet(p)
     return cli.options(GenerateOptions, p.parse_args())
 
 
 def main() -> None:
     options = parse_args()
     session = options.session or shipped.for_generation(USER_DEFAULT)
-    run(load_any(session, options.stats_file), options)
+    run(load(session, options.stats_file), options)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 
 from amadeus import cli
-from amadeus.live.engine import LiveSettings
-from amadeus.playing import DEFAULT_PORT, PlayOptions, run
+from amadeus.live.playing import DEFAULT_PORT, PlayOptions, run
+from amadeus.live.settings import LiveSettings
+
+LIVE_FLAGS = ("silence", "answer_seconds", "temperature", "conditioning")  # LiveSettings' fields
 
 
 def parse_args() -> PlayOptions:
@@ -34,7 +36,7 @@ def parse_args() -> PlayOptions:
     p.add_argument("--midi-in", default=None, metavar="NAME", help="play on MIDI ports: the input")
     p.add_argument("--midi-out", default=None, metavar="NAME", help="and the output")
     p.add_argument("--list-ports", action="store_true", help="list the MIDI ports and exit")
-    p.add_argument("--seed", type=cli.int_arg, default=d.seed)
+    cli.add_seed(p, d.seed, "the answers' random draws")
     p.add_argument(
         "--silence",
         type=cli.positive_float,
@@ -56,7 +58,9 @@ def parse_args() -> PlayOptions:
         action="store_false",
         help="answer without the phrase's key and density as controls",
     )
-    return cli.options(PlayOptions, p.parse_args())
+    values = vars(p.parse_args())
+    settings = LiveSettings(**{name: values.pop(name) for name in LIVE_FLAGS})
+    return cli.options(PlayOptions, argparse.Namespace(**values, live=settings))
 
 
 def main() -> None:

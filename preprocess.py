@@ -5,9 +5,9 @@ import argparse
 from pathlib import Path
 
 from amadeus import cli
-from amadeus.codec import PRESETS
-from amadeus.dataset import DEFAULT_MAX_SILENCE
-from amadeus.preprocessing import PreprocessOptions, run
+from amadeus.data.codec import PRESETS
+from amadeus.data.dataset import DEFAULT_MAX_SILENCE
+from amadeus.data.preprocessing import PreprocessOptions, run
 
 
 def parse_args() -> PreprocessOptions:
@@ -40,7 +40,7 @@ def parse_args() -> PreprocessOptions:
         metavar="SECONDS",
         help=f"shorten longer silences to this (default {DEFAULT_MAX_SILENCE})",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.add_quiet(parser)
     return cli.options(PreprocessOptions, parser.parse_args())
 
 

@@ -13,7 +13,6 @@ import argparse
 from pathlib import Path
 
 from amadeus import cli
-from amadeus.device import CHOICES
 from amadeus.quant.pipeline import QuantizeOptions, run
 
 
@@ -59,9 +58,9 @@ def parse_args() -> QuantizeOptions:
         action="store_true",
         help="use the existing --stats-file instead of calibrating",
     )
-    p.add_argument("--device", choices=CHOICES, default=d.device)
-    p.add_argument("--seed", type=cli.int_arg, default=d.seed, help="picks the calibration windows")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.add_device(p)
+    cli.add_seed(p, d.seed, "the calibration windows")
+    cli.add_quiet(p)
     return cli.options(QuantizeOptions, p.parse_args())
 
 

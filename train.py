@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 
 from amadeus import cli
-from amadeus.device import CHOICES, PRECISIONS
-from amadeus.training import TrainOptions, distributed_context, parse_model_params, prepare, train
+from amadeus.model.device import PRECISIONS
+from amadeus.train.loop import TrainOptions, distributed_context, parse_model_params, prepare, train
 
 
 def parse_args() -> TrainOptions:
@@ -84,14 +84,14 @@ def parse_args() -> TrainOptions:
     )
     p.add_argument("-r", "--reset-optimizer", action="store_true")
     p.add_argument("-L", "--enable-logging", action="store_true", help="TensorBoard in runs/")
-    p.add_argument("--device", choices=CHOICES, default=d.device)
+    cli.add_device(p)
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
         default=d.precision,
         help="products in bf16 or fp32; auto: bf16 on CUDA and on CPUs with AMX (default)",
     )
-    p.add_argument("--seed", type=cli.int_arg, default=d.seed)
+    cli.add_seed(p, d.seed, "the initial weights, the batches and their augmentation")
     p.add_argument("--max-steps", type=cli.positive_int, default=None)
     p.add_argument("--max-time", type=cli.positive_float, default=None, metavar="SECONDS")
     p.add_argument(
@@ -101,7 +101,7 @@ def parse_args() -> TrainOptions:
         help="share of files held out for validation (default 0.1)",
     )
     p.add_argument("--val-interval", type=cli.positive_int, default=d.val_interval, metavar="STEPS")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.add_quiet(p)
     return cli.options(TrainOptions, p.parse_args())
 
 

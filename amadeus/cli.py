@@ -49,6 +49,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+DEVICES = ("auto", "cpu", "cuda")  # --device: see amadeus.model.device
+
+
+def add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """--device for the tools that run torch."""
+    parser.add_argument("--device", choices=DEVICES, default=default, help="default %(default)s")
+
+
+def add_seed(parser: argparse.ArgumentParser, default: int, what: str) -> None:
+    """--seed for the tools whose result depends on chance; `what` says what it picks."""
+    parser.add_argument("--seed", type=int_arg, default=default, help=f"picks {what}")
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """--quiet for the tools with a progress bar (it is off anyway when not on a terminal)."""
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def add_dataset(parser: argparse.ArgumentParser) -> None:
     """-d/--dataset for the tools that read the data a session records."""
     parser.add_argument(

@@ -22,11 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from amadeus.codec import PRESETS, EventCodec  # noqa: E402
+from amadeus.data.codec import PRESETS, EventCodec  # noqa: E402
+from amadeus.data.midi import read  # noqa: E402
+from amadeus.data.notes import Notes  # noqa: E402
+from amadeus.data.preprocessing import find_midi_files  # noqa: E402
 from amadeus.errors import AmadeusError  # noqa: E402
-from amadeus.midi import read  # noqa: E402
-from amadeus.notes import Notes  # noqa: E402
-from amadeus.preprocessing import find_midi_files  # noqa: E402
 
 
 def matches(reference: Notes, decoded: Notes, codec: EventCodec) -> tuple[int, int]:

@@ -22,13 +22,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amadeus import cli  # noqa: E402
-from amadeus.codec import EventCodec  # noqa: E402
-from amadeus.device import CHOICES, resolve_device  # noqa: E402
-from amadeus.generation import initial_noise, sample_from_start  # noqa: E402
-from amadeus.model import ModelConfig, PerformanceRNN  # noqa: E402
-from amadeus.sampling import SamplingRules  # noqa: E402
-from amadeus.session import Session, build_model  # noqa: E402
-from amadeus.stepper import make_stepper  # noqa: E402
+from amadeus.data.codec import EventCodec  # noqa: E402
+from amadeus.generate.sampling import SamplingRules  # noqa: E402
+from amadeus.generate.search import initial_noise, sample_from_start  # noqa: E402
+from amadeus.model.device import resolve_device  # noqa: E402
+from amadeus.model.network import ModelConfig, PerformanceRNN  # noqa: E402
+from amadeus.model.session import Session, build_model  # noqa: E402
+from amadeus.model.stepper import make_stepper  # noqa: E402
 
 BATCHES = (1, 8, 64)  # the two, and generate.py's default
 CODEC, RULES = EventCodec("prnn"), SamplingRules(max_note_seconds=4.0)
@@ -72,7 +72,7 @@ def main() -> None:
     p.add_argument("-s", "--session", type=Path, default=None)
     p.add_argument("--steps", type=cli.positive_int, default=500, help="events per row and run")
     p.add_argument("--repeats", type=cli.positive_int, default=3)
-    p.add_argument("--device", choices=CHOICES, default="cpu")
+    cli.add_device(p, "cpu")
     args = p.parse_args()
     device = resolve_device(args.device)
     if args.session is None:

@@ -26,14 +26,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amadeus import cli  # noqa: E402
-from amadeus.codec import EventCodec  # noqa: E402
-from amadeus.dataset import load_split  # noqa: E402
-from amadeus.generation import encoding_settings  # noqa: E402
-from amadeus.live.engine import AnswerEnded, Engine, LiveSettings  # noqa: E402
-from amadeus.notes import Notes  # noqa: E402
-from amadeus.quant.session import load_any  # noqa: E402
-from amadeus.server import TICK_SECONDS  # noqa: E402
-from amadeus.stepper import make_stepper  # noqa: E402
+from amadeus.data.dataset import load_split  # noqa: E402
+from amadeus.data.notes import Notes  # noqa: E402
+from amadeus.generate.loaded import load  # noqa: E402
+from amadeus.live.connection import TICK_SECONDS  # noqa: E402
+from amadeus.live.engine import AnswerEnded, Engine  # noqa: E402
+from amadeus.live.instrument import Instrument  # noqa: E402
+from amadeus.live.settings import LiveSettings  # noqa: E402
 
 PHRASE_SECONDS = 6.0
 
@@ -85,9 +84,9 @@ def main() -> None:
     models = {"fp32": (args.session, None)}
     if args.int8 or args.stats_file:
         models["int8"] = (args.int8 or args.session, None if args.int8 else args.stats_file)
-    fp32 = load_any(args.session)
-    record, codec = fp32.data, EventCodec(fp32.codec)
-    validation = load_split(record.dataset, record.val_fraction).validation
+    fp32 = load(args.session)
+    record, codec = fp32.data, fp32.events
+    validation = load_split(record.folder(), record.val_fraction).validation
     cuts = phrases([codec.decode(piece.tokens) for piece in validation], args.phrases)
     seconds = sum(c.end.max() for c in cuts)
     print(f"{len(cuts)} phrases ({seconds:.0f} s) from {len(validation)} validation files")
@@ -108,16 +107,7 @@ def measure(
     session: Path, stats: Path | None, cuts: list[Notes], seed: int
 ) -> tuple[list[float], float, int]:
     """One model's run of session_run, in the process that loads it."""
-    loaded = load_any(session, stats)
-    engine = Engine(
-        make_stepper(loaded.model),
-        EventCodec(loaded.codec),
-        encoding_settings(loaded),
-        loaded.model.config.init_dim,
-        LiveSettings(),
-        loaded.data.longest_note,
-        seed,
-    )
+    engine = Instrument(load(session, stats)).engine(LiveSettings(), seed)
     return session_run(engine, cuts)
 
 

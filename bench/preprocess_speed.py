@@ -23,9 +23,9 @@ import pretty_midi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from amadeus.codec import EventCodec  # noqa: E402
-from amadeus.controls import DENSITY_EDGES, WINDOW_SECONDS  # noqa: E402
-from amadeus.preprocessing import Settings, find_midi_files, preprocess  # noqa: E402
+from amadeus.data.codec import EventCodec  # noqa: E402
+from amadeus.data.controls import DENSITY_EDGES, WINDOW_SECONDS  # noqa: E402
+from amadeus.data.preprocessing import Settings, find_midi_files, preprocess  # noqa: E402
 
 CODEC = EventCodec("prnn")
 

@@ -26,17 +26,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amadeus import cli  # noqa: E402
-from amadeus.codec import EventCodec  # noqa: E402
-from amadeus.dataset import Windows, load_split  # noqa: E402
-from amadeus.device import CHOICES, resolve_device  # noqa: E402
-from amadeus.evaluation.likelihood import mean_loss  # noqa: E402
-from amadeus.generation import initial_noise, sample_from_start  # noqa: E402
+from amadeus.data.codec import EventCodec  # noqa: E402
+from amadeus.data.dataset import Windows, load_split  # noqa: E402
+from amadeus.generate.sampling import SamplingRules  # noqa: E402
+from amadeus.generate.search import initial_noise, sample_from_start  # noqa: E402
+from amadeus.model.device import resolve_device  # noqa: E402
+from amadeus.model.loss import mean_loss  # noqa: E402
+from amadeus.model.session import Session, build_model  # noqa: E402
+from amadeus.model.stepper import make_stepper  # noqa: E402
 from amadeus.quant.quantizer import quantize  # noqa: E402
 from amadeus.quant.session import state_bytes  # noqa: E402
 from amadeus.quant.stats import load_stats  # noqa: E402
-from amadeus.sampling import SamplingRules  # noqa: E402
-from amadeus.session import Session, build_model  # noqa: E402
-from amadeus.stepper import make_stepper  # noqa: E402
 
 BATCHES = (1, 8, 64)
 CODEC, RULES = EventCodec("prnn"), SamplingRules(max_note_seconds=4.0)
@@ -83,7 +83,7 @@ def main() -> None:
     p.add_argument("-w", "--window-size", type=cli.positive_int, default=200)
     p.add_argument("--val-windows", type=cli.positive_int, default=256)
     p.add_argument("--val-fraction", type=cli.unit_float, default=0.1)
-    p.add_argument("--device", choices=CHOICES, default="cpu")
+    cli.add_device(p, "cpu")
     args = p.parse_args()
     print("$ python " + shlex.join(sys.argv))
     device = resolve_device(args.device)

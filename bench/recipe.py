@@ -26,11 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amadeus import cli  # noqa: E402
-from amadeus.codec import EventCodec  # noqa: E402
-from amadeus.dataset import load_split  # noqa: E402
+from amadeus.data.codec import EventCodec  # noqa: E402
+from amadeus.data.dataset import load_split  # noqa: E402
 from amadeus.evaluation.likelihood import piece_likelihood  # noqa: E402
-from amadeus.session import Session, build_model  # noqa: E402
-from amadeus.training import TrainOptions, prepare, train  # noqa: E402
+from amadeus.model.session import Session, build_model  # noqa: E402
+from amadeus.train.loop import TrainOptions, prepare, train  # noqa: E402
 
 ORIGINAL = dict(  # train.py's recipe before: constant 1e-3, no augmentation, always controls
     learning_rate=1e-3,
@@ -93,7 +93,7 @@ def main() -> None:
 def score(name: str, path: Path) -> None:
     session = Session.load(path)
     codec = EventCodec(session.codec)
-    validation = load_split(session.data.dataset, session.data.val_fraction).validation
+    validation = load_split(session.data.folder(), session.data.val_fraction).validation
     model = build_model(session).eval()
     for conditioned in (False, True):
         nll, _, _ = piece_likelihood(model, validation, codec, conditioned)

@@ -20,15 +20,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amadeus import cli  # noqa: E402
-from amadeus.codec import EventCodec  # noqa: E402
-from amadeus.dataset import load_split  # noqa: E402
+from amadeus.data.codec import EventCodec  # noqa: E402
+from amadeus.data.dataset import load_split  # noqa: E402
 from amadeus.evaluation import features as ft  # noqa: E402
-from amadeus.generation import initial_noise, sample_from_start  # noqa: E402
-from amadeus.quant.session import load_any  # noqa: E402
-from amadeus.sampling import DEFAULT_TEMPERATURE as T  # noqa: E402
-from amadeus.sampling import DEFAULT_TOP_P as P  # noqa: E402
-from amadeus.sampling import SamplingRules  # noqa: E402
-from amadeus.stepper import make_stepper  # noqa: E402
+from amadeus.generate.loaded import load  # noqa: E402
+from amadeus.generate.sampling import DEFAULT_TEMPERATURE as T  # noqa: E402
+from amadeus.generate.sampling import DEFAULT_TOP_P as P  # noqa: E402
+from amadeus.generate.sampling import SamplingRules  # noqa: E402
+from amadeus.generate.search import initial_noise, sample_from_start  # noqa: E402
+from amadeus.model.stepper import make_stepper  # noqa: E402
 
 
 def rules(longest: float) -> dict[str, SamplingRules]:
@@ -54,9 +54,9 @@ def main() -> None:
     p.add_argument("--seed", type=cli.int_arg, default=0)
     args = p.parse_args()
     print("$ python " + shlex.join(sys.argv))
-    loaded = load_any(args.session)
+    loaded = load(args.session)
     codec, record = EventCodec(loaded.codec), loaded.data
-    validation = load_split(record.dataset, record.val_fraction).validation
+    validation = load_split(record.folder(), record.val_fraction).validation
     real_pieces = [codec.decode(piece.tokens) for piece in validation]
     longest = record.longest_note
     stepper = make_stepper(loaded.model)

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from amadeus.device import autocast_dtype, keep_freed_memory  # noqa: E402
-from amadeus.model import ModelConfig, PerformanceRNN  # noqa: E402
+from amadeus.model.device import autocast_dtype, keep_freed_memory  # noqa: E402
+from amadeus.model.network import ModelConfig, PerformanceRNN  # noqa: E402
 
 # Steps left out of every figure: a run's first steps map the memory that later steps reuse
 # (about 1.5x a steady step's time), a cost paid once in a run of thousands of steps.

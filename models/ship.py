@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amadeus import cli  # noqa: E402
 from amadeus.atomic import write_bytes  # noqa: E402
-from amadeus.codec import EventCodec  # noqa: E402
-from amadeus.dataset import data_files, load_pieces, split_by_file  # noqa: E402
+from amadeus.data.codec import EventCodec  # noqa: E402
+from amadeus.data.dataset import data_files, load_pieces, split_by_file  # noqa: E402
 from amadeus.evaluation.likelihood import piece_likelihood  # noqa: E402
+from amadeus.generate.loaded import load  # noqa: E402
+from amadeus.model.session import Session  # noqa: E402
 from amadeus.quant.pipeline import QuantizeOptions  # noqa: E402
 from amadeus.quant.pipeline import run as quantize  # noqa: E402
-from amadeus.quant.session import load_any  # noqa: E402
-from amadeus.session import Session  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent
 
@@ -46,9 +46,9 @@ def main() -> None:
             MODELS / "bach.sess", MODELS / "bach.yaml", args.dataset, MODELS / "bach.int8.sess"
         )
     )
-    fp32, int8 = load_any(MODELS / "bach.sess"), load_any(MODELS / "bach.int8.sess")
+    fp32, int8 = load(MODELS / "bach.sess"), load(MODELS / "bach.int8.sess")
     record = fp32.data
-    dataset = args.dataset or Path(record.dataset)
+    dataset = args.dataset or record.folder()
     _, names = split_by_file(data_files(dataset), record.val_fraction)
     validation = load_pieces(names, fp32.codec)
     codec = EventCodec(fp32.codec)

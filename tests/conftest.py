@@ -10,8 +10,8 @@ os.environ["XDG_CACHE_HOME"] = str(Path(__file__).resolve().parents[1] / ".pytes
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from amadeus.model import PerformanceRNN  # noqa: E402
-from amadeus.session import Session  # noqa: E402
+from amadeus.model.network import PerformanceRNN  # noqa: E402
+from amadeus.model.session import Session  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 Times are ticks. A note is `(start, end, pitch, velocity)`; a tempo map is `(tick, microseconds per
 quarter)` pairs; a pedal is `(down, up)` ticks, `up=None` for a pedal never released. `seconds`
-converts ticks to seconds with plain Python, independently of `amadeus.midi`, for expected values.
+converts ticks to seconds with plain Python, independently of `amadeus.data.midi`, for
+expected values.
 
 `CORRUPT` names one builder per odd or corrupt class (each returns the file's bytes); `UNREADABLE`
 lists the classes no reader can use. The readable ones hold `REFERENCE` (at `REFERENCE_SECONDS`)

@@ -1,5 +1,5 @@
 """The page in a real browser, end to end: Chromium (Debian's) driven by Playwright, the page
-served by the real server (amadeus.server) with a tiny real model. A phrase on the on-screen
+served by the real server (amadeus.live.server) with a tiny real model. A phrase on the on-screen
 keyboard and one from a fake Web MIDI keyboard each get an answer that is scheduled and drawn;
 the session exports as MIDI; the hand-over to first scheduled note latency is printed.
 
@@ -19,10 +19,9 @@ import pytest
 import symusic
 import uvicorn
 
-from amadeus.dataset import Settings
-from amadeus.playing import info
-from amadeus.quant.session import load_any
-from amadeus.server import Model, ServerOptions, create_app
+from amadeus.generate.loaded import load
+from amadeus.live.instrument import Instrument
+from amadeus.live.server import ServerOptions, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,10 +83,10 @@ def chromium() -> Path:
 @pytest.fixture(scope="module")
 def server(tiny_session):
     """The real server with a tiny real model, under uvicorn in a thread; its address."""
-    loaded = load_any(tiny_session)
+    loaded = load(tiny_session)
     port = _free_port()
     options = ServerOptions(port=port, web=ROOT / "web", samples=None)
-    app = create_app(Model(loaded, info(loaded), Settings()), options)
+    app = create_app(Instrument(loaded), options)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amadeus import codec as codec_module
-from amadeus.codec import DEFAULT_NOTE_SECONDS, MIN_NOTE_SECONDS, EventCodec
-from amadeus.notes import Notes
+from amadeus.data import codec as codec_module
+from amadeus.data.codec import DEFAULT_NOTE_SECONDS, MIN_NOTE_SECONDS, EventCodec
+from amadeus.data.notes import Notes
 
 PRNN, MAGENTA = EventCodec("prnn"), EventCodec("magenta")
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from amadeus import controls
-from amadeus.codec import EventCodec
-from amadeus.notes import Notes
+from amadeus.data import controls
+from amadeus.data.codec import EventCodec
+from amadeus.data.notes import Notes
 
 PRNN = EventCodec("prnn")
 

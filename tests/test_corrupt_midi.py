@@ -9,8 +9,9 @@ import midi_factory as mf
 import numpy as np
 import pretty_midi
 import pytest
+from pretty_reference import from_pretty_midi
 
-from amadeus import midi
+from amadeus.data import midi
 from amadeus.errors import MidiError
 
 REASONS = {
@@ -101,7 +102,7 @@ def test_thirty_minute_file_reads_like_pretty_midi(tmp_path):
     path = write(tmp_path, "long", mf.thirty_minutes())
     notes = midi.read(path)
     assert len(notes) == 7200 and 1800 < notes.duration < 1801
-    reference = midi.from_pretty_midi(pretty_midi.PrettyMIDI(str(path)))
+    reference = from_pretty_midi(pretty_midi.PrettyMIDI(str(path)))
     np.testing.assert_allclose(notes.start, reference.start, rtol=0, atol=1e-6)
     np.testing.assert_allclose(notes.end, reference.end, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(notes.pitch, reference.pitch)

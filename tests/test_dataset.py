@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from amadeus.dataset import (
+from amadeus.data.dataset import (
     Piece,
     Windows,
     data_files,

@@ -13,15 +13,15 @@ import torch
 import torch.nn.functional as F
 from test_training import make_dataset, options
 
-from amadeus import controls as ctl
-from amadeus.codec import EventCodec
-from amadeus.dataset import Piece, load_split
+from amadeus.data import controls as ctl
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import Piece, load_split
+from amadeus.data.notes import Notes
 from amadeus.evaluation import adherence
 from amadeus.evaluation import features as ft
 from amadeus.evaluation.likelihood import piece_likelihood
-from amadeus.notes import Notes
-from amadeus.session import Session, build_model
-from amadeus.training import prepare, train
+from amadeus.model.session import Session, build_model
+from amadeus.train.loop import prepare, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CODEC = EventCodec("prnn")

@@ -19,12 +19,12 @@ import scripts
 import symusic
 import torch
 
-from amadeus import controls as ctl
-from amadeus import midi
-from amadeus.codec import EventCodec
-from amadeus.dataset import Piece, write_data
-from amadeus.model import PerformanceRNN
-from amadeus.session import Session
+from amadeus.data import controls as ctl
+from amadeus.data import midi
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import Piece, write_data
+from amadeus.model.network import PerformanceRNN
+from amadeus.model.session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD = "1,0,0,0,1,0,0,1,0,0,0,0;4"

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from amadeus import controls as ctl
-from amadeus import generation as gen
-from amadeus import render
-from amadeus import stepper as stepping
-from amadeus.dataset import Piece, Settings, write_data
+from amadeus.data import controls as ctl
+from amadeus.data import render
+from amadeus.data.dataset import Piece, Settings, write_data
+from amadeus.data.notes import Notes
 from amadeus.errors import UsageError
-from amadeus.model import PerformanceRNN
-from amadeus.notes import Notes
-from amadeus.sampling import Sampler, SamplingRules, pick
+from amadeus.generate import inputs, search
+from amadeus.generate.sampling import Sampler, SamplingRules, pick
+from amadeus.model import stepper as stepping
+from amadeus.model.network import PerformanceRNN
 
 
 def free(rows: int, **rules) -> Sampler:
@@ -105,8 +105,8 @@ def test_torch_stepper_gives_the_numpy_steppers_music():
         stepping.NumpyStepper(model),
         stepping.TorchStepper(model, torch.device("cpu")),
     ):
-        hidden, event = gen.begin(stepper, init)
-        results.append(gen.beam_search(stepper, hidden, event, 8, 3, free(2)))
+        hidden, event = search.begin(stepper, init)
+        results.append(search.beam_search(stepper, hidden, event, 8, 3, free(2)))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5)
 
@@ -117,8 +117,8 @@ def test_torch_stepper_gives_the_numpy_steppers_music():
 def generate(model, seed, steps=40, batch=4, **rules):
     rng = np.random.default_rng(seed)
     stepper = stepping.NumpyStepper(model)
-    hidden, event = gen.begin(stepper, gen.initial_noise(batch, 8, rng))
-    return gen.sample(stepper, hidden, event, steps, rng, free(batch, **rules))
+    hidden, event = search.begin(stepper, search.initial_noise(batch, 8, rng))
+    return search.sample(stepper, hidden, event, steps, rng, free(batch, **rules))
 
 
 def test_sampling_is_determined_by_the_seed():
@@ -132,10 +132,10 @@ def test_sampling_is_determined_by_the_seed():
 def test_greedy_ratio_one_is_argmax():
     model = tiny()
     rng = np.random.default_rng(3)
-    init = gen.initial_noise(2, 8, rng)
+    init = search.initial_noise(2, 8, rng)
     stepper = stepping.NumpyStepper(model)
-    hidden, event = gen.begin(stepper, init)
-    tokens = gen.sample(stepper, hidden, event, 30, rng, free(2, greedy=1.0))
+    hidden, event = search.begin(stepper, init)
+    tokens = search.sample(stepper, hidden, event, 30, rng, free(2, greedy=1.0))
     with torch.no_grad():  # the argmax loop, on the model itself
         hidden = model.init_to_hidden(torch.from_numpy(init))
         event = torch.full((2,), model.start_token)
@@ -192,9 +192,9 @@ def small_vocab():
 
 def run_beam(model, init, steps, beam_size, **kwargs):
     stepper = stepping.NumpyStepper(model)
-    hidden, event = gen.begin(stepper, init)
+    hidden, event = search.begin(stepper, init)
     sampler = free(len(init))
-    tokens, score = gen.beam_search(stepper, hidden, event, steps, beam_size, sampler, **kwargs)
+    tokens, score = search.beam_search(stepper, hidden, event, steps, beam_size, sampler, **kwargs)
     return tuple(tokens[0].tolist()), float(score[0])
 
 
@@ -225,8 +225,8 @@ def test_beam_keeps_the_best_prefixes(small_vocab):
 def test_one_beam_is_greedy(small_vocab):
     model, init, _ = small_vocab
     stepper = stepping.NumpyStepper(model)
-    hidden, event = gen.begin(stepper, init)
-    greedy = gen.sample(stepper, hidden, event, 5, np.random.default_rng(0), free(1, greedy=1.0))
+    hidden, event = search.begin(stepper, init)
+    greedy = search.sample(stepper, hidden, event, 5, np.random.default_rng(0), free(1, greedy=1.0))
     assert run_beam(model, init, 5, beam_size=1)[0] == tuple(greedy[0].tolist())
 
 
@@ -235,10 +235,12 @@ def test_stochastic_single_beam_samples_the_model(small_vocab):
     model, _, scores = small_vocab
     n = 20_000
     stepper = stepping.NumpyStepper(model)
-    hidden, event = gen.begin(stepper, np.zeros((1, 8), dtype=np.float32))
+    hidden, event = search.begin(stepper, np.zeros((1, 8), dtype=np.float32))
     # n copies of one row (a batch of zero inits would not do: init_to_hidden mixes rows)
     hidden, event = stepper.take(hidden, np.zeros(n, int)), np.repeat(event, n)
-    tokens, _ = gen.beam_search(stepper, hidden, event, 3, 1, free(n), rng=np.random.default_rng(9))
+    tokens, _ = search.beam_search(
+        stepper, hidden, event, 3, 1, free(n), rng=np.random.default_rng(9)
+    )
     index = (tokens * V ** np.arange(2, -1, -1)).sum(1)
     freq = np.bincount(index, minlength=V**3) / n
     p = np.exp([scores[seq] for seq in itertools.product(range(V), repeat=3)])
@@ -250,7 +252,7 @@ def test_gumbel_keys_keep_the_parent_key_as_the_childrens_maximum():
     rng = np.random.default_rng(10)
     extended = np.log(rng.dirichlet(np.ones(V), size=(2, 3))).reshape(2, 3 * V)
     parent_keys = rng.normal(size=(2, 3))
-    keys = gen._gumbel_keys(extended, parent_keys, np.random.default_rng(11)).reshape(2, 3, V)
+    keys = search._gumbel_keys(extended, parent_keys, np.random.default_rng(11)).reshape(2, 3, V)
     np.testing.assert_allclose(keys.max(axis=2), parent_keys, atol=1e-12)
     assert np.isfinite(keys).all()
 
@@ -272,7 +274,7 @@ def test_priming_equals_feeding_the_tokens_one_by_one(conditioned):
     batch, primer = 3, rng.integers(0, 239, 9)
     init = rng.standard_normal((batch, 8), dtype=np.float32)
     primer_controls = rng.random((len(primer), 24), dtype=np.float32) if conditioned else None
-    hidden, event = gen.begin(stepping.NumpyStepper(model), init, primer, primer_controls)
+    hidden, event = search.begin(stepping.NumpyStepper(model), init, primer, primer_controls)
     inputs = np.concatenate([[model.start_token], primer[:-1]])
     per_row = None if primer_controls is None else np.repeat(primer_controls[:, None], batch, 1)
     _, want = torch_steps(model, init, np.repeat(inputs[:, None], batch, 1), per_row)
@@ -284,12 +286,12 @@ def test_priming_equals_feeding_the_tokens_one_by_one(conditioned):
 
 
 def test_parse_control():
-    control = gen.parse_control("2,0,0,0,1,0,0,1,0,0,0,0;3")
+    control = inputs.parse_control("2,0,0,0,1,0,0,1,0,0,0,0;3")
     assert control.dtype == np.float32 and control.shape == (24,)
     np.testing.assert_array_equal(np.nonzero(control[:12])[0], [3])
     np.testing.assert_allclose(control[12:][[0, 4, 7]], [0.5, 0.25, 0.25])
     assert control[12:].sum() == pytest.approx(1.0)
-    uniform = gen.parse_control(";11")
+    uniform = inputs.parse_control(";11")
     assert uniform[11] == 1 and np.allclose(uniform[12:], 1 / 12)
 
 
@@ -309,35 +311,35 @@ def test_parse_control():
 )
 def test_bad_control(text, reason):
     with pytest.raises(UsageError, match=reason):
-        gen.load_controls(text, np.random.default_rng(0))
+        inputs.load_controls(text, np.random.default_rng(0))
 
 
 def test_control_file_and_folder(tmp_path):
     tokens = np.array([191, 39, 232, 127], dtype=np.uint8)
     compact = ctl.compact(np.array([0, 1, 2, 3]), np.full((4, 12), 1 / 12))
     write_data(tmp_path / "a.data", Piece(tokens, compact, "prnn"))
-    controls, about = gen.load_controls(str(tmp_path / "a.data"), np.random.default_rng(0))
+    controls, about = inputs.load_controls(str(tmp_path / "a.data"), np.random.default_rng(0))
     np.testing.assert_array_equal(controls, ctl.expand(compact))
-    from_folder, about = gen.load_controls(str(tmp_path), np.random.default_rng(0))
+    from_folder, about = inputs.load_controls(str(tmp_path), np.random.default_rng(0))
     np.testing.assert_array_equal(from_folder, controls)
     assert str(tmp_path / "a.data") in about
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="no .data files"):
-        gen.load_controls(str(tmp_path / "empty"), np.random.default_rng(0))
+        inputs.load_controls(str(tmp_path / "empty"), np.random.default_rng(0))
 
 
 def test_resolve_length():
     sequence, held = np.zeros((50, 24), np.float32), np.zeros(24, np.float32)
-    assert gen.resolve_length(None, None) == gen.DEFAULT_LENGTH
-    assert gen.resolve_length(None, held) == gen.DEFAULT_LENGTH
-    assert gen.resolve_length(None, sequence) == 50
-    assert gen.resolve_length(0, sequence) == 50
-    assert gen.resolve_length(20, sequence) == 20
+    assert inputs.resolve_length(None, None) == inputs.DEFAULT_LENGTH
+    assert inputs.resolve_length(None, held) == inputs.DEFAULT_LENGTH
+    assert inputs.resolve_length(None, sequence) == 50
+    assert inputs.resolve_length(0, sequence) == 50
+    assert inputs.resolve_length(20, sequence) == 20
     with pytest.raises(UsageError, match="only 50 events"):
-        gen.resolve_length(51, sequence)
+        inputs.resolve_length(51, sequence)
     for bad in (0, -3):
         with pytest.raises(UsageError, match="positive number of events"):
-            gen.resolve_length(bad, None)
+            inputs.resolve_length(bad, None)
 
 
 def test_conditioned_sampling_uses_each_steps_control():
@@ -345,10 +347,10 @@ def test_conditioned_sampling_uses_each_steps_control():
     stepper = stepping.NumpyStepper(model)
     rng = np.random.default_rng(13)
     controls = rng.random((10, 24), dtype=np.float32)
-    init = gen.initial_noise(2, 8, rng)
-    hidden, event = gen.begin(stepper, init)
+    init = search.initial_noise(2, 8, rng)
+    hidden, event = search.begin(stepper, init)
     greedy = free(2, greedy=1.0)
-    tokens = gen.sample(stepper, hidden, event, 10, np.random.default_rng(0), greedy, controls)
+    tokens = search.sample(stepper, hidden, event, 10, np.random.default_rng(0), greedy, controls)
     inputs = np.concatenate([np.full((1, 2), model.start_token), tokens[:, :-1].T])
     logits, _ = torch_steps(model, init, inputs, np.repeat(controls[:, None], 2, 1))
     np.testing.assert_array_equal(tokens.T, logits.argmax(-1))
@@ -380,7 +382,7 @@ def test_wav(tmp_path):
         tools = render.find_fluidsynth()
     except UsageError:
         pytest.skip("FluidSynth or a General MIDI soundfont is not installed")
-    from amadeus import midi
+    from amadeus.data import midi
 
     midi.write(NOTES, tmp_path / "a.mid")
     render.to_wav(tmp_path / "a.mid", tmp_path / "a.wav", tools)
@@ -392,20 +394,20 @@ def test_wav(tmp_path):
 
 
 def test_primer_seconds_keeps_only_the_start(tmp_path):
-    from amadeus import midi
-    from amadeus.codec import EventCodec
+    from amadeus.data import midi
+    from amadeus.data.codec import EventCodec
 
     codec = EventCodec("prnn")
     start = np.arange(20) * 0.5  # a note every half second for 10 s
     midi.write(
         Notes.build(start, start + 0.4, 60 + np.arange(20) % 12, [80] * 20), tmp_path / "p.mid"
     )
-    whole = gen.read_primer(tmp_path / "p.mid", codec, Settings())
-    first = gen.read_primer(tmp_path / "p.mid", codec, Settings(), seconds=2.75)
+    whole = inputs.read_primer(tmp_path / "p.mid", codec, Settings())
+    first = inputs.read_primer(tmp_path / "p.mid", codec, Settings(), seconds=2.75)
     assert np.array_equal(first.tokens, whole.tokens[: len(first.tokens)])
     decoded = codec.decode(first.tokens)
     assert len(decoded) == 6 and decoded.start.max() < 2.75  # onsets at 0, 0.5, ..., 2.5 s
     late = tmp_path / "late.mid"  # silence is capped at 3 s: the first note starts at 3 s
     midi.write(Notes.build([5.0], [6.0], [60], [80]), late)
     with pytest.raises(UsageError, match="no notes start in the first 1 s"):
-        gen.read_primer(late, codec, Settings(), seconds=1.0)
+        inputs.read_primer(late, codec, Settings(), seconds=1.0)

@@ -12,23 +12,19 @@ import pytest
 import symusic
 import torch
 
-from amadeus import controls as ctl
-from amadeus.codec import EventCodec
-from amadeus.dataset import Settings
-from amadeus.encoding import encode_file
-from amadeus.generation import begin
-from amadeus.live.engine import (
-    AnswerEnded,
-    AnswerStarted,
-    Engine,
-    LiveSettings,
-    NoteEvent,
-    Stopped,
-)
-from amadeus.model import PerformanceRNN
-from amadeus.stepper import NumpyStepper
+from amadeus.data import controls as ctl
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import Settings
+from amadeus.data.encoding import encode_file
+from amadeus.generate.sampling import SamplingRules
+from amadeus.generate.search import begin
+from amadeus.live.engine import AnswerEnded, AnswerStarted, Engine, NoteEvent, Stopped
+from amadeus.live.settings import LiveSettings
+from amadeus.model.network import PerformanceRNN
+from amadeus.model.stepper import NumpyStepper
 
 CODEC, SETTINGS = EventCodec("prnn"), Settings()
+RULES = SamplingRules(max_note_seconds=3.0)  # the model's own, as the instrument gives them
 TICK = 1 / 960  # seconds, at midi_factory's 480 ticks a quarter and 120 bpm
 
 
@@ -39,7 +35,9 @@ def stepper():
 
 
 def engine(stepper, **live) -> Engine:
-    return Engine(stepper, CODEC, SETTINGS, 8, LiveSettings(**live), max_note_seconds=3.0)
+    return Engine(
+        stepper, CODEC, SETTINGS, 8, LiveSettings(**live), SamplingRules(max_note_seconds=3)
+    )
 
 
 def performance(seed: int, notes: int = 40):

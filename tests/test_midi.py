@@ -7,10 +7,11 @@ import numpy as np
 import pretty_midi
 import pytest
 import symusic
+from pretty_reference import from_pretty_midi, to_pretty_midi
 
-from amadeus import midi
+from amadeus.data import midi
+from amadeus.data.notes import Notes
 from amadeus.errors import MidiError
-from amadeus.notes import Notes
 
 TEMPO_MAP = [(0, 500_000), (960, 250_000), (1500, 800_000)]  # 120, 240, 75 bpm
 # Notes that start and end on both sides of each tempo change.
@@ -267,7 +268,7 @@ def test_three_libraries_read_what_we_write(tmp_path):
     ons = [m for t in file.tracks for m in t if m.type == "note_on" and m.velocity > 0]
     assert programs == [0] and len(ons) == len(notes)
     # pretty_midi: the same notes within a millisecond.
-    assert_notes(midi.from_pretty_midi(pretty_midi.PrettyMIDI(str(path))), notes, atol=0.001)
+    assert_notes(from_pretty_midi(pretty_midi.PrettyMIDI(str(path))), notes, atol=0.001)
     # symusic: one piano track with every note.
     score = symusic.Score(path)
     assert [(t.program, t.is_drum, t.note_num()) for t in score.tracks] == [(0, False, len(notes))]
@@ -288,19 +289,12 @@ def test_empty_notes_write_an_empty_piano_track(tmp_path):
     assert len(midi.read(tmp_path / "out.mid")) == 0
 
 
-# ---- pretty_midi -------------------------------------------------------------------------------
+# ---- pretty_midi, an independent reader and writer -------------------------------------------
 
 
-def test_pretty_midi_round_trip_is_exact():
+def test_a_file_pretty_midi_wrote_reads_back(tmp_path):
     notes = random_notes()
-    pm = midi.to_pretty_midi(notes)
-    assert [(i.program, i.is_drum) for i in pm.instruments] == [(0, False)]
-    assert_notes(midi.from_pretty_midi(pm), notes, atol=0)
-
-
-def test_pretty_midi_written_file_reads_back(tmp_path):
-    notes = random_notes()
-    midi.to_pretty_midi(notes).write(str(tmp_path / "pm.mid"))
+    to_pretty_midi(notes).write(str(tmp_path / "pm.mid"))
     assert_notes(midi.read(tmp_path / "pm.mid"), notes, atol=0.001)
 
 
@@ -311,7 +305,7 @@ def test_from_pretty_midi_agrees_with_read(tmp_path):
         mf.track([(0, 100, 36, 127)], channel=9),
     ]
     path = mf.write_tracks(tmp_path / "a.mid", tracks)
-    from_pm = midi.from_pretty_midi(pretty_midi.PrettyMIDI(str(path)))
+    from_pm = from_pretty_midi(pretty_midi.PrettyMIDI(str(path)))
     assert_notes(from_pm, midi.read(path), atol=1e-6)
     assert 36 not in from_pm.pitch and from_pm.end[0] > 0.5  # drums out, pedal applied
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from amadeus.model import ModelConfig, PerformanceRNN
+from amadeus.model.network import ModelConfig, PerformanceRNN
 
 V, C, INIT = 20, 24, 8  # a small vocabulary keeps the tests fast
 

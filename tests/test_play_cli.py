@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import scripts
 
-from amadeus import shipped
+from amadeus.generate import shipped
 
 ROOT = Path(__file__).resolve().parents[1]
 

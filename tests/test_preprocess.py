@@ -9,9 +9,9 @@ import mido
 import numpy as np
 import pytest
 
-from amadeus.codec import EventCodec
-from amadeus.dataset import read_data
-from amadeus.preprocessing import REPORT_NAME, find_midi_files
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import read_data
+from amadeus.data.preprocessing import REPORT_NAME, find_midi_files
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -113,7 +113,7 @@ exit 1
 """
 STEPPER_CODE = (
     "import numpy as np, torch\n"
-    "from amadeus.model import PerformanceRNN\n"
+    "from amadeus.model.network import PerformanceRNN\n"
     "from amadeus.quant import native\n"
     "from amadeus.quant.quantizer import calibrate, quantize\n"
     "model = PerformanceRNN(40, 24, 8, hidden_dim=16, gru_layers=2).eval()\n"

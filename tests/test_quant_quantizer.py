@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from fresh_python import assert_warns_nobody
 
 from amadeus.errors import StatsError
-from amadeus.model import PerformanceRNN
+from amadeus.model.network import PerformanceRNN
 from amadeus.quant import kernel, native
 from amadeus.quant.linear import Int8Embedding, Int8Linear
 from amadeus.quant.models import Int8PerformanceRNN, quantized_linears, split
@@ -192,7 +192,8 @@ def test_stepper_is_the_model_step_bit_for_bit(trained, fbgemm, compiled, monkey
     if compiled and not native.supported():
         pytest.skip("the compiled cell needs torch's AVX512 kernels and a C++ compiler")
     _, _, int8, (init, events, controls) = trained
-    monkeypatch.setattr(kernel, "FBGEMM", fbgemm and kernel.FBGEMM)
+    fbgemm = fbgemm and kernel.FBGEMM  # forced where torch has it, exact or not: both sides
+    monkeypatch.setattr(kernel, "FBGEMM_EXACT", fbgemm)  # of the comparison use the same kernel
     int8 = copy.deepcopy(int8)  # the copy packs its layers afresh, for the same kernel
     stepper = Int8Stepper(int8, "cpu", compiled)
     assert stepper.script.output.original_name == ("FbgemmGemm" if fbgemm else "ReferenceGemm")
@@ -215,7 +216,7 @@ def test_stepper_is_the_model_step_bit_for_bit(trained, fbgemm, compiled, monkey
 
 
 def test_compiled_cell_needs_fbgemm(trained, monkeypatch):
-    monkeypatch.setattr(kernel, "FBGEMM", False)
+    monkeypatch.setattr(kernel, "FBGEMM_EXACT", False)
     with pytest.raises(ValueError, match="needs fbgemm"):
         Int8Stepper(copy.deepcopy(trained[2]), "cpu", compiled=True)
 
@@ -223,7 +224,7 @@ def test_compiled_cell_needs_fbgemm(trained, monkeypatch):
 def test_stepper_warns_nobody():
     code = (
         "import numpy as np, torch\n"
-        "from amadeus.model import PerformanceRNN\n"
+        "from amadeus.model.network import PerformanceRNN\n"
         "from amadeus.quant.quantizer import calibrate, quantize\n"
         "model = PerformanceRNN(40, 24, 8, hidden_dim=16, gru_layers=2).eval()\n"
         "batch = (torch.randn(2, 8), torch.randint(0, 40, (5, 2)), None)\n"

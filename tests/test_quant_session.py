@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from amadeus.errors import SessionError, UsageError
-from amadeus.model import PerformanceRNN
+from amadeus.generate.loaded import load
+from amadeus.model.network import PerformanceRNN
+from amadeus.model.session import Session
 from amadeus.quant.models import Int8PerformanceRNN
 from amadeus.quant.quantizer import calibrate, quantize
-from amadeus.quant.session import SCHEME, load_any, load_int8, save_int8, state_bytes
+from amadeus.quant.session import SCHEME, save_int8, state_bytes
 from amadeus.quant.stats import load_stats, save_stats
-from amadeus.session import Session
 
 FIXTURE = (
     Path(__file__).resolve().parents[1] / "../shared/fixtures/distiller_stats_performance_rnn.yaml"
@@ -49,7 +50,7 @@ def logits(model, inputs):
 
 def test_round_trip(models, int8_file):
     _, _, int8, inputs = models
-    loaded = load_int8(int8_file)
+    loaded = load(int8_file)
     loaded, codec = loaded.model, loaded.codec
     assert isinstance(loaded, Int8PerformanceRNN) and not loaded.training
     assert codec == "prnn" and loaded.config == int8.config
@@ -70,26 +71,26 @@ def test_file_is_under_30_percent_of_the_float_weights(tmp_path):
     assert path.stat().st_size <= 0.30 * state_bytes(model.state_dict())
 
 
-def test_load_any_tells_float_from_int8(models, int8_file, tmp_path):
+def test_load_tells_float_from_int8(models, int8_file, tmp_path):
     model, stats, int8, inputs = models
     float_file, stats_file = tmp_path / "m.sess", tmp_path / "m.yaml"
     Session(model.config, model.state_dict(), codec="prnn").save(float_file)
     save_stats(stats, stats_file)
 
-    loaded = load_any(float_file)
+    loaded = load(float_file)
     assert type(loaded.model) is PerformanceRNN and not loaded.model.training
     assert (loaded.codec, loaded.int8, loaded.path) == ("prnn", False, float_file)
     assert torch.equal(logits(loaded.model, inputs), logits(model, inputs))
 
-    loaded = load_any(int8_file)
+    loaded = load(int8_file)
     assert isinstance(loaded.model, Int8PerformanceRNN) and loaded.int8
 
-    on_the_fly = load_any(float_file, stats_file).model  # quantized as quantize.py would
+    on_the_fly = load(float_file, stats_file).model  # quantized as quantize.py would
     assert isinstance(on_the_fly, Int8PerformanceRNN)
     assert torch.equal(logits(on_the_fly, inputs), logits(int8, inputs))
 
     with pytest.raises(UsageError, match=re.escape(f"{stats_file}: {int8_file} is already int8")):
-        load_any(int8_file, stats_file)
+        load(int8_file, stats_file)
 
 
 def _rewrite(path: Path, change) -> Path:
@@ -128,7 +129,7 @@ def _bigger(data):
 def test_bad_int8_files(int8_file, change, reason):
     _rewrite(int8_file, change)
     with pytest.raises(SessionError, match=re.escape(f"{int8_file}: ") + ".*" + re.escape(reason)):
-        load_any(int8_file)
+        load(int8_file)
 
 
 def test_missing_corrupt_and_float_files(models, tmp_path):
@@ -139,20 +140,17 @@ def test_missing_corrupt_and_float_files(models, tmp_path):
     )
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
     Session(models[0].config, models[0].state_dict()).save(float_file)
-    for path, reason in [
-        (missing, "no such file"),
-        (corrupt, "corrupt or not a torch file"),
-        (float_file, "not an int8 session"),
-    ]:
+    for path, reason in [(missing, "no such file"), (corrupt, "corrupt or not a torch file")]:
         with pytest.raises(SessionError, match=re.escape(f"{path}: {reason}")):
-            load_int8(path)
+            load(path)
+    assert not load(float_file).int8
 
 
 def test_refuses_pickled_code(tmp_path):
     path = tmp_path / "evil.int8.sess"
     torch.save({"quantization": {"scheme": SCHEME, "format": 1}, "x": Path("/")}, path)
     with pytest.raises(SessionError, match="refused by weights_only"):
-        load_any(path)
+        load(path)
 
 
 def test_training_refuses_an_int8_session_by_name(int8_file):

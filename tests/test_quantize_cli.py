@@ -19,14 +19,14 @@ import yaml
 from test_quant_quantizer import distiller_names
 from test_training import make_dataset, options
 
-from amadeus.dataset import Windows, load_split
-from amadeus.evaluation.likelihood import mean_loss
+from amadeus.data.dataset import Windows, load_split
+from amadeus.generate.loaded import load
+from amadeus.model.loss import mean_loss
+from amadeus.model.session import Session, build_model
 from amadeus.quant.models import Int8PerformanceRNN
 from amadeus.quant.quantizer import quantize
-from amadeus.quant.session import load_int8
 from amadeus.quant.stats import load_stats
-from amadeus.session import Session, build_model
-from amadeus.training import prepare, train, validate
+from amadeus.train.loop import prepare, train, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "../shared/fixtures/distiller_stats_performance_rnn.yaml"
@@ -206,7 +206,7 @@ def test_int8_session_holds_the_quantized_model(world):
     f = world["files"]
     model = build_model(Session.load(f["sess"])).eval()
     want = quantize(model, load_stats(f["out"] / "m.yaml"))
-    loaded = load_int8(f["out"] / "m.int8.sess")
+    loaded = load(f["out"] / "m.int8.sess")
     assert loaded.data == Session.load(f["sess"]).data and loaded.data is not None
     loaded, codec = loaded.model, loaded.codec
     assert isinstance(loaded, Int8PerformanceRNN) and codec == "prnn"
@@ -228,7 +228,7 @@ def test_perplexity_on_train_py_validation_windows(world):
     validation = load_split(f["data"], 0.1).validation
     windows = Windows(validation, WINDOW, WINDOW)
     starts = windows.evenly(VAL_WINDOWS)
-    model = load_int8(f["out"] / "m.int8.sess").model
+    model = load(f["out"] / "m.int8.sess").model
     assert int8 == pytest.approx(math.exp(mean_loss(model, windows, starts, BATCH)), abs=1e-4)
     assert diff == pytest.approx(100 * (int8 / fp32 - 1), abs=0.01)
     assert abs(diff) < 2  # int8 within 2% of fp32 even on this tiny model

@@ -69,7 +69,7 @@ def held_out(*args) -> list[str]:
 
 
 def test_held_out_command_runs(tmp_path):
-    from amadeus.training import prepare, train
+    from amadeus.train.loop import prepare, train
     from tests.test_training import make_dataset, options
 
     data = make_dataset(tmp_path / "data", files=10)

@@ -1,12 +1,12 @@
-"""The training recurrence (`amadeus.recurrence`): nn.GRU's values and gradients in float32, close
-to them with bf16 products, and its dropout."""
+"""The training recurrence (`amadeus.model.recurrence`): nn.GRU's values and gradients in
+float32, close to them with bf16 products, and its dropout."""
 
 import pytest
 import torch
 
-from amadeus.device import autocast_dtype
 from amadeus.errors import UsageError
-from amadeus.recurrence import dropout, gru_layer
+from amadeus.model.device import autocast_dtype
+from amadeus.model.recurrence import dropout, gru_layer
 
 
 def _grads(output, inputs, weight):

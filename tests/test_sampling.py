@@ -4,8 +4,8 @@ that closes, and the state that follows each row (and each beam)."""
 import numpy as np
 import pytest
 
-from amadeus.codec import EventCodec
-from amadeus.sampling import PerformanceState, Sampler, SamplingRules, nucleus, pick
+from amadeus.data.codec import EventCodec
+from amadeus.generate.sampling import PerformanceState, Sampler, SamplingRules, nucleus, pick
 
 CODEC = EventCodec("prnn")
 ON, OFF = CODEC.ranges["note_on"], CODEC.ranges["note_off"]

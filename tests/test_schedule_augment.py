@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 from test_training import make_dataset, options
 
-from amadeus import augment, training
-from amadeus import controls as ctl
-from amadeus.codec import EventCodec
-from amadeus.dataset import Piece
-from amadeus.notes import Notes
-from amadeus.schedule import Schedule, estimated_horizon
-from amadeus.session import Session
-from amadeus.training import prepare, save, train_step
+from amadeus.data import augment
+from amadeus.data import controls as ctl
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import Piece
+from amadeus.data.notes import Notes
+from amadeus.model.session import Session
+from amadeus.train import loop as training
+from amadeus.train.loop import prepare, save, train_step
+from amadeus.train.schedule import Schedule, estimated_horizon
 
 CODEC = EventCodec("prnn")
 

@@ -3,6 +3,7 @@
 a player gone mid-answer, and the export."""
 
 import base64
+import dataclasses
 import json
 import time
 
@@ -11,10 +12,10 @@ import symusic
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from amadeus import protocol, server
-from amadeus.dataset import Settings
-from amadeus.quant.session import load_any
-from amadeus.server import Model, ServerOptions, create_app
+from amadeus.generate.loaded import load
+from amadeus.live import protocol
+from amadeus.live.instrument import Instrument
+from amadeus.live.server import ServerOptions, create_app
 
 PORT = 8765
 PAGE = {"origin": f"http://127.0.0.1:{PORT}"}
@@ -22,7 +23,7 @@ PAGE = {"origin": f"http://127.0.0.1:{PORT}"}
 
 @pytest.fixture(scope="module")
 def model(tiny_session):
-    return Model(load_any(tiny_session), {"name": "tiny.sess", "precision": "fp32"}, Settings())
+    return Instrument(load(tiny_session))
 
 
 def client(model, tmp_path, **options) -> TestClient:
@@ -114,8 +115,8 @@ def test_a_flood_is_refused_beyond_the_rate(model, tmp_path, monkeypatch):
     """A bucket so small that no machine is fast or slow enough to change the outcome; each
     settings message gets one answer (accepted, or refused while the bucket refills), so the
     test never waits on a message that will not come."""
-    monkeypatch.setattr(server, "RATE", 2.0)
-    monkeypatch.setattr(server, "BURST", 5)
+    tiny = dataclasses.replace(protocol.LIMITS, messages_per_second=2.0, burst=5)
+    monkeypatch.setattr(protocol, "LIMITS", tiny)
     with client(model, tmp_path) as c, c.websocket_connect("/ws", headers=PAGE) as ws:
         hello(ws)
         for i in range(50):
@@ -207,11 +208,9 @@ def test_export_holds_the_player_and_amadeus(model, tmp_path):
 def test_the_page_and_the_info_are_served(model, tmp_path):
     with client(model, tmp_path) as c:
         assert "Amadeus" in c.get("/").text
-        assert c.get("/api/info").json() == {
-            "name": "tiny.sess",
-            "precision": "fp32",
-            "samples": False,
-        }
+        info = c.get("/api/info").json()
+        assert info["name"] == "tiny.sess" and info["precision"] == "fp32"
+        assert info["samples"] is False and info["protocol"] == protocol.PROTOCOL
 
 
 def test_protocol_rejects_bad_settings_values():

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from amadeus.dataset import DataRecord, Settings
+from amadeus.data.dataset import DataRecord, Settings
 from amadeus.errors import SessionError
-from amadeus.model import ModelConfig, PerformanceRNN
-from amadeus.session import Session, build_model, capture_rng, restore_rng
+from amadeus.model.network import ModelConfig, PerformanceRNN
+from amadeus.model.session import Session, build_model, capture_rng, restore_rng
 
 CONFIG = ModelConfig(init_dim=8, event_dim=240, control_dim=24, hidden_dim=16, gru_layers=2)
 RECORD = DataRecord("dataset/processed/x", 64, 4, 0.2, settings=Settings("magenta", False, 2.0))

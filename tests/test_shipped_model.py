@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amadeus.codec import EventCodec
-from amadeus.encoding import encode_file
+from amadeus.data.codec import EventCodec
+from amadeus.data.encoding import encode_file
 from amadeus.evaluation.likelihood import piece_likelihood
-from amadeus.generation import GenerateOptions, initial_noise, sample_from_start, sampling_rules
-from amadeus.quant.session import load_any
-from amadeus.stepper import make_stepper
+from amadeus.generate.loaded import load
+from amadeus.generate.search import initial_noise, sample_from_start
+from amadeus.model.stepper import make_stepper
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "dataset/scripts"))
 
 @pytest.fixture(scope="module")
 def shipped():
-    return load_any(MODELS / "bach.sess"), load_any(MODELS / "bach.int8.sess")
+    return load(MODELS / "bach.sess"), load(MODELS / "bach.int8.sess")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_validation_likelihood_on_fresh_chorales(shipped, chorales):
 def test_the_shipped_model_plays(shipped):
     int8 = shipped[1]
     codec = EventCodec(int8.codec)
-    rules = sampling_rules(int8, GenerateOptions())
+    rules = int8.rules()
     rng = np.random.default_rng(0)
     init = initial_noise(2, int8.model.config.init_dim, rng)
     rows = sample_from_start(make_stepper(int8.model), codec, rules, init, 300, rng)

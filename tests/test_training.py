@@ -1,6 +1,7 @@
-"""train.py and amadeus.training: loss goes down, resume is exact, DDP stays in sync, and every
+"""train.py and amadeus.train.loop: loss goes down, resume is exact, DDP stays in sync, and every
 bad input is one clear line with nothing overwritten."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -13,13 +14,21 @@ import numpy as np
 import pytest
 import torch
 
-from amadeus import controls
-from amadeus.codec import EventCodec
-from amadeus.dataset import DataRecord, Piece, Settings, write_data
-from amadeus.errors import UsageError
-from amadeus.notes import Notes
-from amadeus.session import Session
-from amadeus.training import TrainOptions, parse_model_params, prepare, save, train, train_step
+from amadeus.data import controls
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import DataRecord, Piece, Settings, write_data
+from amadeus.data.notes import Notes
+from amadeus.errors import DatasetError, UsageError
+from amadeus.model.session import Session
+from amadeus.train.loop import (
+    Run,
+    TrainOptions,
+    parse_model_params,
+    prepare,
+    save,
+    train,
+    train_step,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"hidden_dim": 24, "gru_layers": 2}
@@ -106,6 +115,11 @@ def test_resume_equals_uninterrupted(tmp_path, extra):
         assert torch.equal(value, expected[name]), name
 
 
+def test_a_run_is_built_from_keywords_only():
+    """Run has many fields of like types: a positional call could swap two silently."""
+    assert all(f.kw_only for f in dataclasses.fields(Run))
+
+
 def test_bad_inputs_exit_2_and_overwrite_nothing(tmp_path):
     data = make_dataset(tmp_path / "data")
     magenta = make_dataset(tmp_path / "magenta", codec="magenta")
@@ -166,8 +180,8 @@ def test_sigint_saves_and_exits_cleanly(tmp_path):
 DDP_SCRIPT = """
 import sys, torch
 from pathlib import Path
-from amadeus.training import TrainOptions, distributed_context, prepare, train
-from amadeus.dataset import Windows
+from amadeus.train.loop import TrainOptions, distributed_context, prepare, train
+from amadeus.data.dataset import Windows
 
 seen = []
 original = Windows.gather
@@ -223,5 +237,23 @@ def test_the_session_records_how_its_data_was_cut_and_made(tmp_path):
     record = Session.load(tmp_path / "m.sess").data
     longest = record.longest_note  # 0.2 s notes, onsets within half the smallest time shift
     assert longest == pytest.approx(0.2, abs=EventCodec("prnn").shift_seconds[0])
-    want = DataRecord(str(tmp_path / "data"), 32, 8, 0.2, settings=Settings(), longest_note=longest)
+    data = str(tmp_path / "data")
+    want = DataRecord(data, 32, 8, 0.2, settings=Settings(), longest_note=longest)
+    want = dataclasses.replace(want, dataset_resolved=data)
     assert record == want
+
+
+def test_a_session_finds_its_dataset_from_any_folder(tmp_path, monkeypatch):
+    """train.py ran with a relative path; the session still finds the folder from elsewhere,
+    and says what to do where neither path exists."""
+    make_dataset(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    o = options(Path("."), max_steps=1, val_fraction=0.2)
+    train(prepare(dataclasses.replace(o, dataset=Path("data"))), log=lambda _: None)
+    record = Session.load(tmp_path / "m.sess").data
+    assert record.dataset == "data"
+    monkeypatch.chdir(tmp_path.parent)
+    assert record.folder() == tmp_path / "data"
+    (tmp_path / "data").rename(tmp_path / "moved")
+    with pytest.raises(DatasetError, match="not on this machine .* give it with --dataset"):
+        record.folder()

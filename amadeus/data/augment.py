@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from amadeus import controls as ctl
-from amadeus.codec import EventCodec
-from amadeus.dataset import Piece
-from amadeus.notes import Notes
+from amadeus.data import controls as ctl
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import Piece
+from amadeus.data.notes import Notes
 
 TRANSPOSITIONS = np.arange(-6, 6)  # semitones, as the original drew them
 STRETCH_FACTORS = (0.95, 0.975, 1.0, 1.025, 1.05)  # Magenta's Performance RNN

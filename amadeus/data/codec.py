@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amadeus.notes import Notes
+from amadeus.data.notes import Notes
 
 DEFAULT_NOTE_SECONDS = 1.0  # a decoded note-on never released lasts at most this long
 MIN_NOTE_SECONDS = 0.01  # a decoded note whose on and off share a time lasts this long
@@ -193,21 +193,23 @@ class EventCodec:
         first = np.flatnonzero(np.r_[True, times[1:] != times[:-1]]) if n else np.zeros(0, np.int64)
         bounds = (ends - counts)[first].tolist() + [len(flat)]
         flat_list, tokens = flat.tolist(), []
-        for j, shifts in enumerate(self._shifts_to(times[first].tolist())):
+        for j, shifts in enumerate(self.shifts_from(0.0, times[first].tolist())[0]):
             tokens += shifts
             tokens += flat_list[bounds[j] : bounds[j + 1]]
         return np.asarray(tokens, dtype=self.dtype)
 
     def shifts_for(self, seconds: float) -> list[int]:
         """TIME_SHIFT tokens that move the clock on by `seconds` (within half the smallest)."""
-        return self._shifts_to([seconds])[0]
+        return self.shifts_from(0.0, [seconds])[0][0]
 
-    def _shifts_to(self, targets: list[float]) -> list[list[int]]:
-        """TIME_SHIFT tokens moving the clock to each target in turn, greedily, largest bin
-        first, stopping within half the smallest bin: the clock follows the true times."""
+    def shifts_from(self, clock: float, targets: list[float]) -> tuple[list[list[int]], float]:
+        """TIME_SHIFT tokens moving the clock from `clock` to each target in turn, greedily,
+        largest bin first, stopping within half the smallest bin: the clock follows the true
+        times. Returns the tokens per target and where the clock ends (so encoding can go on
+        from there: the live phrase does)."""
         bins = self.shift_seconds.tolist()
         base, half = self.offset["time_shift"], bins[0] / 2
-        clock, out = 0.0, []
+        out = []
         for target in targets:
             group = []
             while target - clock >= half:
@@ -215,7 +217,7 @@ class EventCodec:
                 group.append(base + k)
                 clock += bins[k]
             out.append(group)
-        return out
+        return out, clock
 
     # -- decoding ------------------------------------------------------------------------------
 

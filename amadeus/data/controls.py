@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from amadeus.codec import EventCodec
+from amadeus.data.codec import EventCodec
 
 WINDOW_SECONDS = 2.0  # the controls of an event describe the notes of the next two seconds
 DENSITY_EDGES = np.arange(12) * 3 + 1  # 1, 4, ..., 34 note-ons in the window

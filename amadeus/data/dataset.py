@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from amadeus.atomic import write_bytes
-from amadeus.codec import PRESETS
-from amadeus.controls import COMPACT_DIM
+from amadeus.data.codec import PRESETS, EventCodec
+from amadeus.data.controls import COMPACT_DIM
 from amadeus.errors import DatasetError
 
 MAGIC = b"AMADEUS\x00"
@@ -175,6 +175,20 @@ class DataRecord:
     split: str = SPLIT_RULE
     settings: Settings = Settings()  # how MIDI became events (the .data headers)
     longest_note: float | None = None  # seconds: the longest note of the training files
+    dataset_resolved: str | None = None  # the same folder as an absolute path (None: older file)
+
+    def folder(self) -> Path:
+        """The dataset folder from wherever a tool runs: the absolute path train.py saw, else the
+        path as given to train.py, from the current folder (a clone run from its root)."""
+        candidates = [self.dataset_resolved, self.dataset]
+        for candidate in filter(None, candidates):
+            if Path(candidate).is_dir():
+                return Path(candidate)
+        tried = " nor ".join(dict.fromkeys(filter(None, candidates)))
+        raise DatasetError(
+            f"the session's dataset is not on this machine (neither {tried} is a folder): "
+            "give it with --dataset"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only, so a session still loads with `weights_only`."""
@@ -277,3 +291,10 @@ def read_header(path: str | Path) -> dict | None:
             return json.loads(f.read(struct.unpack("<I", head[8:12])[0]))
     except (OSError, ValueError):
         return None
+
+
+def longest_note(pieces: list[Piece], codec: EventCodec) -> float | None:
+    """Seconds of the longest note among the pieces (None without notes): how long the data
+    ever holds a note, which generation need never exceed."""
+    decoded = (codec.decode(piece.tokens) for piece in pieces)
+    return max((float((n.end - n.start).max()) for n in decoded if len(n)), default=None)

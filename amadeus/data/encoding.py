@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amadeus import controls
-from amadeus.codec import EventCodec
-from amadeus.dataset import Piece, Settings
+from amadeus.data import controls
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import Piece, Settings
+from amadeus.data.midi import read
+from amadeus.data.notes import Notes
 from amadeus.errors import AmadeusError
-from amadeus.midi import read
-from amadeus.notes import Notes
 
 
 def encode_notes(notes: Notes, codec: EventCodec, settings: Settings, source: str) -> Piece:

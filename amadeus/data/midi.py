@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import symusic
 
 from amadeus.atomic import write_bytes
+from amadeus.data.notes import Notes
 from amadeus.errors import MidiError
-from amadeus.notes import Notes
-
-if TYPE_CHECKING:  # imported when a conversion is asked for: reading and writing never need it
-    import pretty_midi
 
 DEFAULT_TEMPO = 500_000  # microseconds per quarter note when a file sets none (120 bpm)
 SUSTAIN = 64  # controller number of the sustain pedal; values >= 64 hold it down
@@ -222,7 +218,7 @@ def _performance(
     return notes.select(_last_of_runs(notes.start, notes.pitch)).without_overlaps()
 
 
-# ---- writing and pretty_midi -------------------------------------------------------------------
+# ---- writing -------------------------------------------------------------------------------
 
 
 def write(notes: Notes, path: str | Path, program: int = 0) -> None:
@@ -262,29 +258,3 @@ def to_bytes(
     for seconds, text in markers:
         score.markers.append(symusic.TextMeta(round(seconds * TICKS_PER_SECOND), text))
     return score.dumps_midi()
-
-
-def to_pretty_midi(notes: Notes, program: int = 0) -> pretty_midi.PrettyMIDI:
-    import pretty_midi
-
-    midi = pretty_midi.PrettyMIDI(resolution=WRITE_TPQ, initial_tempo=WRITE_QPM)
-    piano = pretty_midi.Instrument(program=program, name="piano")
-    piano.notes = [
-        pretty_midi.Note(velocity=int(v), pitch=int(p), start=float(s), end=float(e))
-        for s, e, p, v in zip(notes.start, notes.end, notes.pitch, notes.velocity)
-    ]
-    midi.instruments.append(piano)
-    return midi
-
-
-def from_pretty_midi(midi: pretty_midi.PrettyMIDI, sustain: bool = True) -> Notes:
-    """Same rules as `read`: drums out, one merged pedal (pretty_midi applies none itself)."""
-    instruments = [i for i in midi.instruments if not i.is_drum]
-    rows = [(n.start, n.end, n.pitch, n.velocity) for i in instruments for n in i.notes]
-    keys = tuple(np.array(rows, dtype=np.float64).reshape(-1, 4).T)
-    pedal = [
-        (c.time, c.value) for i in instruments for c in i.control_changes if c.number == SUSTAIN
-    ]
-    time, value = np.array(pedal, dtype=np.float64).reshape(-1, 2).T
-    order = np.argsort(time, kind="stable")
-    return performance(keys, (time[order], value[order]), sustain)

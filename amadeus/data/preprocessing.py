@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amadeus.atomic import writable_folder, write_bytes
-from amadeus.codec import EventCodec
-from amadeus.dataset import DEFAULT_MAX_SILENCE, SUFFIX, Settings, read_header, write_data
-from amadeus.encoding import encode_file
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import DEFAULT_MAX_SILENCE, SUFFIX, Settings, read_header, write_data
+from amadeus.data.encoding import encode_file
 from amadeus.errors import AmadeusError, UsageError
 from amadeus.progress import progress
 

@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 from amadeus.atomic import replacing
+from amadeus.data.notes import Notes
 from amadeus.errors import UsageError
-from amadeus.notes import Notes
 
 SOUNDFONTS = (  # General MIDI soundfonts, first found wins (Debian: fluid-soundfont-gm)
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amadeus import controls as ctl
-from amadeus.codec import EventCodec
-from amadeus.dataset import Piece
+from amadeus.data import controls as ctl
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import Piece
 
 C_MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], dtype=np.float64) / 7
 

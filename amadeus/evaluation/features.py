@@ -12,9 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amadeus.codec import EventCodec
-from amadeus.dataset import Piece
-from amadeus.notes import Notes
+from amadeus.data.notes import Notes
 
 POLYPHONY_RATE = 20.0  # samples per second of the number of notes sounding at once
 GRID = 512  # points of the density estimates
@@ -136,10 +134,3 @@ def density(x: np.ndarray, grid: np.ndarray, bandwidth: float, chunk: int = 4096
 def histogram_overlap(p: np.ndarray, q: np.ndarray) -> float:
     """Overlap of two normalised histograms: the sum of their minima (1 = identical)."""
     return float(np.minimum(p, q).sum())
-
-
-def longest_note(pieces: list[Piece], codec: EventCodec) -> float | None:
-    """Seconds of the longest note among the pieces (None without notes): how long the data
-    ever holds a note, which generation need never exceed."""
-    decoded = (codec.decode(piece.tokens) for piece in pieces)
-    return max((float((n.end - n.start).max()) for n in decoded if len(n)), default=None)

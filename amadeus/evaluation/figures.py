@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from amadeus.data.notes import Notes
+from amadeus.data.render import draw_piano_roll, save_png
 from amadeus.evaluation import features as ft
-from amadeus.notes import Notes
-from amadeus.render import draw_piano_roll, save_png
 
 REAL, GENERATED = (0.15, 0.35, 0.7), (0.85, 0.4, 0.1)
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")

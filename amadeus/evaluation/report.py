@@ -1,51 +1,20 @@
-"""evaluate.py: one report on how good a model is, written as FOLDER/report.md with its figures.
-
-Three questions, each answered on the session's own validation files (the split it records):
-how likely the model finds held-out music (and, for an int8 model, how far it is from fp32);
-how music sampled with generate.py's defaults compares with the real music, feature by feature;
-and how well it follows controls. The headline lines are printed and open the report.
-"""
+"""evaluate.py's report: its headline lines, and the Markdown of report.md with a section per
+question (likelihood, generated against real, control adherence) and how it was made."""
 
 from __future__ import annotations
 
 import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from amadeus.atomic import writable_folder, write_bytes
-from amadeus.codec import EventCodec
-from amadeus.dataset import DEFAULT_VAL_FRACTION, Piece, load_split
-from amadeus.device import resolve_device
-from amadeus.errors import DatasetError, UsageError
-from amadeus.evaluation import adherence, figures
+from amadeus.data.notes import Notes
 from amadeus.evaluation import features as ft
-from amadeus.evaluation.likelihood import Agreement, Likelihood, piece_likelihood
-from amadeus.generation import GenerateOptions, check_codec, initial_noise, sample_from_start
-from amadeus.generation import sampling_rules as default_rules
-from amadeus.notes import Notes
-from amadeus.quant.session import load_any
-from amadeus.session import Loaded
-from amadeus.stepper import make_stepper
+from amadeus.evaluation.likelihood import Agreement, Likelihood
 
 KINDS = ("note_on", "note_off", "velocity", "time_shift")
-
-
-@dataclass(frozen=True)
-class EvaluateOptions:
-    session: Path  # .sess or .int8.sess
-    dataset: Path | None = None  # None: the one the session records
-    int8: Path | None = None  # an .int8.sess of the same model, compared with it
-    stats_file: Path | None = None  # or statistics to quantize it on the fly
-    samples: int = 16  # pieces generated with generate.py's defaults (0: likelihood only)
-    length: int = 1000  # events per generated piece
-    output: Path | None = None  # None: output/evaluation/<session name>
-    seed: int = 0
-    device: str = "auto"
-    quiet: bool = False
 
 
 @dataclass
@@ -59,118 +28,6 @@ class Generated:
     longest_real: float  # seconds: the training data's longest note
     rows: np.ndarray  # [samples, length] the generated tokens
     pieces: list[Notes]  # decoded
-
-
-def evaluate(o: EvaluateOptions, command: str, log=print) -> Path:
-    """Writes the report and its figures; returns the report's path."""
-    began = time.monotonic()
-    device = resolve_device(o.device)
-    loaded = load_any(o.session)
-    codec = check_codec(loaded, None)
-    other = _other_model(o, loaded)
-    validation, dataset = _validation(o, loaded, codec)
-    folder = o.output or Path("output/evaluation") / loaded.path.name.removesuffix(".sess")
-    writable_folder(folder)
-    model = loaded.model.to(device).eval()
-    log(f"{o.session}: step {loaded.step}, {'int8' if loaded.int8 else 'fp32'}, {device}")
-
-    likelihoods = {
-        conditioned: piece_likelihood(
-            model, validation, codec, conditioned, other and other.to(device), device
-        )
-        for conditioned in (False, True)
-    }
-    generated, adhering = None, []
-    if o.samples:
-        generated = _generated(loaded, model, codec, validation, o, device)
-        adhering = _adherence(loaded, model, codec, validation, generated.rows, o, device)
-        _figures(generated, codec, validation, folder)
-    lines = headline(likelihoods, generated, adhering, len(validation), o)
-    for line in lines:
-        log(line)
-    text = _markdown(
-        lines, likelihoods, generated, adhering, loaded, o, dataset, command, began, len(validation)
-    )
-    write_bytes(folder / "report.md", text.encode())
-    log(f"report: {folder / 'report.md'} ({time.monotonic() - began:.0f} s)")
-    return folder / "report.md"
-
-
-def _figures(generated: Generated, codec: EventCodec, validation: list[Piece], folder: Path):
-    figures.distributions(
-        generated.real,
-        generated.generated,
-        generated.overlaps,
-        generated.histograms,
-        folder / "distributions.png",
-    )
-    real_piece = codec.decode(max(validation, key=lambda p: len(p.tokens)).tokens)
-    figures.piano_rolls(real_piece, generated.pieces[0], folder / "piano-roll.png")
-
-
-def _other_model(o: EvaluateOptions, loaded: Loaded):
-    """The int8 model to compare with the session's float one, or None."""
-    if o.int8 is not None and o.stats_file is not None:
-        raise UsageError("--int8 and -q: give one int8 model to compare, not two")
-    if (o.int8 or o.stats_file) and loaded.int8:
-        raise UsageError(f"{o.session}: already int8; compare an fp32 .sess with --int8 or -q")
-    if o.int8 is not None:
-        other = load_any(o.int8)
-        if not other.int8:
-            raise UsageError(f"--int8 {o.int8}: not an int8 session")
-        return other.model
-    return load_any(o.session, o.stats_file).model if o.stats_file else None
-
-
-def _validation(o: EvaluateOptions, loaded: Loaded, codec: EventCodec) -> tuple[list[Piece], Path]:
-    """The validation pieces the session records (or of --dataset), and their folder."""
-    record = loaded.data
-    if o.dataset is None and record is None:
-        raise UsageError(
-            f"{o.session}: the session does not record its dataset (an older session): "
-            "give one with --dataset"
-        )
-    dataset = o.dataset or Path(record.dataset)
-    fraction = record.val_fraction if record else DEFAULT_VAL_FRACTION
-    split = load_split(dataset, fraction, codec.name)
-    if not split.validation:
-        raise DatasetError(f"{dataset}: no validation files (share {fraction:g})")
-    return split.validation, dataset
-
-
-def _sample_rows(loaded, model, codec, o, device, count, length, control=None) -> np.ndarray:
-    """[count, length] tokens with generate.py's default rules, seeded; `control` [24] held."""
-    rng = np.random.default_rng(o.seed)
-    stepper = make_stepper(model, device)
-    init = initial_noise(count, model.config.init_dim, rng)
-    rules = default_rules(loaded, GenerateOptions())
-    controls = None if control is None else np.broadcast_to(control, (length, len(control)))
-    return sample_from_start(stepper, codec, rules, init, length, rng, controls, o.quiet)
-
-
-def _generated(loaded, model, codec, validation, o, device) -> Generated:
-    rows = _sample_rows(loaded, model, codec, o, device, o.samples, o.length)
-    limit = default_rules(loaded, GenerateOptions()).max_note_seconds  # as generate.py decodes
-    pieces = [codec.decode(row, limit) for row in rows]
-    real_pieces = [codec.decode(p.tokens) for p in validation]
-    real, generated, overlaps = ft.compare(real_pieces, pieces)
-    histograms = (ft.pitch_classes_of(real_pieces), ft.pitch_classes_of(pieces))
-    longest = loaded.data.longest_note if loaded.data else None
-    if longest is None:  # an older session: the validation data's longest note instead
-        longest = float(real["note duration"].max())
-    return Generated(real, generated, overlaps, histograms, longest, rows, pieces)
-
-
-def _adherence(loaded, model, codec, validation, unconditioned: np.ndarray, o, device):
-    """[(target, adherence, the unconditioned rows' adherence to the same target)]."""
-    out = []
-    for target in adherence.targets(validation):
-        rows = _sample_rows(
-            loaded, model, codec, o, device, o.samples, o.length // 2, target.control()
-        )
-        baseline = adherence.measure(unconditioned, codec, target)
-        out.append((target, adherence.measure(rows, codec, target), baseline))
-    return out
 
 
 def headline(likelihoods, generated: Generated, adhering, files: int, o) -> list[str]:
@@ -224,7 +81,7 @@ def _relative(second: Likelihood, first: Likelihood) -> str:
     return f"{100 * (second.per_event / first.per_event - 1):+.2f}%"
 
 
-def _markdown(
+def markdown(
     lines, likelihoods, generated, adhering, loaded, o, dataset, command, began, files
 ) -> str:
     out = [f"# Evaluation of {loaded.path}", "", *[f"- {line}" for line in lines], ""]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from amadeus.codec import EventCodec
+from amadeus.data.codec import EventCodec
 
 ON, OFF, VELOCITY, SHIFT = range(4)
 KIND_IDS = {"note_on": ON, "note_off": OFF, "velocity": VELOCITY, "time_shift": SHIFT}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from amadeus.errors import UsageError
 
-ROOT = Path(__file__).resolve().parents[1]  # the clone the scripts run from
+ROOT = Path(__file__).resolve().parents[2]  # the clone the scripts run from
 SHIPPED = Path("models/bach.int8.sess")  # the trained model that ships (see models/README.md)
 DEMO = (Path("save/bach.int8.sess"), Path("save/bach.best.sess"))  # what `make demo` trains
 HOW = "train one (make demo) or name one with -s"

@@ -1,3 +1,11 @@
-"""Live play: the turn-taking engine (`engine`), the phrase encoded as it is played (`phrase`),
-and the record of a session with its takes (`record`). No web code: play.py and amadeus.server
-drive it."""
+"""Stage 7, live play: a phrase played, an answer heard.
+
+`settings` (the live settings, declared once), `phrase` (the phrase encoded as it is played),
+`engine` (turn-taking: prefill, answers streamed ahead of playback, barge-in, takes), `record`
+(the session as MIDI), `instrument` (one model, an engine per player), `protocol` (the messages
+and limits of the WebSocket), `connection` and `server` (play.py's web server), `ports` (MIDI
+ports), `playing` (what play.py runs).
+
+Imports every stage before it; the engine has no web code, and only `playing` imports the web
+server.
+"""

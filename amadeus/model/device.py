@@ -6,9 +6,8 @@ import ctypes
 
 import torch
 
+from amadeus.cli import DEVICES as CHOICES
 from amadeus.errors import UsageError
-
-CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

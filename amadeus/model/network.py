@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
-from amadeus.recurrence import dropout, gru_layer
+from amadeus.model.recurrence import dropout, gru_layer
 
 _INT_FIELDS = ("init_dim", "event_dim", "control_dim", "hidden_dim", "gru_layers")
 

@@ -20,10 +20,10 @@ import torch
 from torch import Tensor
 
 from amadeus.atomic import write_bytes
-from amadeus.codec import PRESETS
-from amadeus.dataset import DataRecord
+from amadeus.data.codec import PRESETS
+from amadeus.data.dataset import DataRecord
 from amadeus.errors import SessionError
-from amadeus.model import ModelConfig, PerformanceRNN
+from amadeus.model.network import ModelConfig, PerformanceRNN
 
 FORMAT = 1  # version of our keys; files without `amadeus_format` come from the original project
 ORIGINAL_CODEC = "prnn"  # the original project's only token layout...
@@ -114,18 +114,6 @@ def restore_rng(state: dict[str, Any], np_rng: np.random.Generator | None = None
         torch.cuda.set_rng_state_all(cuda)
     if np_rng is not None and "numpy" in state:
         np_rng.bit_generator.state = state["numpy"]
-
-
-@dataclass
-class Loaded:
-    """A model ready to play, float or int8, with what generation needs to know of it."""
-
-    model: Any  # PerformanceRNN or the int8 model: both offer `logits`, `step` and `config`
-    codec: str
-    data: DataRecord | None  # None for sessions written before sessions recorded their data
-    step: int
-    path: Path
-    int8: bool = False
 
 
 def write_checkpoint(data: dict, path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from amadeus.model import PerformanceRNN
+from amadeus.model.network import PerformanceRNN
 
 TORCH_MATMUL_ROWS = range(2, 17)  # batch sizes whose matrix products go to torch: see _matmul
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from amadeus.model import ModelConfig, PerformanceRNN
+from amadeus.model.network import ModelConfig, PerformanceRNN
 from amadeus.quant.gru import DecomposedGRU
 from amadeus.quant.linear import Int8Embedding, Int8Linear
 from amadeus.quant.stepper import Int8Stepper

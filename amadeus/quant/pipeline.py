@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from amadeus import controls as ctl
-from amadeus.dataset import (
+from amadeus.data import controls as ctl
+from amadeus.data.dataset import (
+    DEFAULT_STRIDE,
     DEFAULT_VAL_FRACTION,
     DEFAULT_WINDOW,
     DataRecord,
@@ -26,17 +27,15 @@ from amadeus.dataset import (
     Windows,
     load_split,
 )
-from amadeus.device import resolve_device
 from amadeus.errors import DatasetError, UsageError
-from amadeus.evaluation.likelihood import mean_loss
-from amadeus.model import PerformanceRNN
+from amadeus.model.device import resolve_device
+from amadeus.model.loss import mean_loss
+from amadeus.model.network import PerformanceRNN
+from amadeus.model.session import Session, build_model
 from amadeus.progress import progress
 from amadeus.quant.quantizer import calibrate, quantize
 from amadeus.quant.session import save_int8, state_bytes
 from amadeus.quant.stats import Stats, load_stats, save_stats
-from amadeus.session import Session, build_model
-
-STRIDE = 10  # events between the starts of calibration windows, as train.py cuts them
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,7 @@ class DataChoice:
     dataset: Path
     window: int
     val_fraction: float
+    stride: int  # events between the starts of calibration windows, as train.py cut them
 
 
 def run(o: QuantizeOptions, log=print) -> None:
@@ -102,11 +102,16 @@ def choose_data(o: QuantizeOptions, record: DataRecord | None, log=print) -> Dat
                 f"{o.session}: the session does not record its dataset (written by an older "
                 "Amadeus or the original project): give one with --dataset"
             )
-        return DataChoice(
-            o.dataset, o.window_size or DEFAULT_WINDOW, _or(o.val_fraction, DEFAULT_VAL_FRACTION)
+        window, fraction = (
+            o.window_size or DEFAULT_WINDOW,
+            _or(o.val_fraction, DEFAULT_VAL_FRACTION),
         )
+        return DataChoice(o.dataset, window, fraction, DEFAULT_STRIDE)
+    recorded_folder = (
+        record.folder() if o.dataset is None else Path(record.dataset_resolved or record.dataset)
+    )
     overrides = {
-        "--dataset": (o.dataset, Path(record.dataset)),
+        "--dataset": (o.dataset, recorded_folder),
         "--window-size": (o.window_size, record.window),
         "--val-fraction": (o.val_fraction, record.val_fraction),
     }
@@ -118,7 +123,7 @@ def choose_data(o: QuantizeOptions, record: DataRecord | None, log=print) -> Dat
         )
         if given is not None and not same:
             log(f"note: {flag} {given} differs from the session's {recorded}: using {given}")
-    return DataChoice(*chosen.values())
+    return DataChoice(*chosen.values(), stride=record.stride)
 
 
 def _or(value, default):
@@ -161,7 +166,7 @@ def calibrate_and_save(
     device: torch.device,
     log=print,
 ) -> Stats:
-    windows = Windows(pieces, data.window, STRIDE)
+    windows = Windows(pieces, data.window, data.stride)
     if windows.batches_per_epoch(o.batch_size) == 0:
         raise DatasetError(
             f"{data.dataset}: {len(windows)} training windows of {data.window} events, "

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from amadeus.errors import StatsError
-from amadeus.model import PerformanceRNN
+from amadeus.model.network import PerformanceRNN
 from amadeus.quant.models import Int8PerformanceRNN, Range, quantized_linears, split
 from amadeus.quant.stats import Stats, StatsCollector
 

@@ -18,29 +18,23 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from amadeus.dataset import DataRecord
-from amadeus.errors import SessionError, UsageError
-from amadeus.model import ModelConfig
-from amadeus.quant.models import Int8PerformanceRNN
-from amadeus.quant.quantizer import quantize
-from amadeus.quant.stats import load_stats
-from amadeus.session import (
-    Loaded,
-    Session,
-    build_model,
+from amadeus.data.dataset import DataRecord
+from amadeus.errors import SessionError
+from amadeus.model.network import ModelConfig
+from amadeus.model.session import (
     checked_codec,
     checked_config,
     data_record,
     expect,
-    read_checkpoint,
     write_checkpoint,
 )
+from amadeus.quant.models import Int8PerformanceRNN
 
 SCHEME = "distiller-range-linear-asym-int8"
 FORMAT = 1  # version of this layout
@@ -67,31 +61,6 @@ def save_int8(
     )
 
 
-def load_int8(path: str | os.PathLike) -> Loaded:
-    """The int8 model of an `.int8.sess`, in eval mode on the CPU."""
-    path = Path(path)
-    data = read_checkpoint(path)
-    if not _is_int8(data):
-        raise SessionError(f"{path}: not an int8 session (no quantization marker)")
-    return _from_dict(data, path)
-
-
-def load_any(path: str | os.PathLike, stats_file: str | os.PathLike | None = None) -> Loaded:
-    """The model of a `.sess` or an `.int8.sess` (told apart by content, the file read once), in
-    eval mode on the CPU; with `stats_file`, a float session is quantized on the fly."""
-    path = Path(path)
-    data = read_checkpoint(path)
-    if _is_int8(data):
-        if stats_file is not None:
-            raise UsageError(f"{stats_file}: {path} is already int8; statistics quantize a .sess")
-        return _from_dict(data, path)
-    session = Session.from_checkpoint(data, path)
-    model = build_model(session).eval()
-    if stats_file is not None:
-        model = quantize(model, load_stats(stats_file))
-    return Loaded(model, session.codec, session.data, session.step, path, stats_file is not None)
-
-
 def state_bytes(state: dict[str, Tensor]) -> int:
     """Size of a state dict as torch.save writes it: what the weights cost on disk."""
     buffer = io.BytesIO()
@@ -99,11 +68,23 @@ def state_bytes(state: dict[str, Tensor]) -> int:
     return buffer.tell()
 
 
-def _is_int8(data: dict) -> bool:
+def is_int8(data: dict) -> bool:
+    """Whether a checkpoint's dict (`read_checkpoint`) is an int8 session."""
     return "quantization" in data
 
 
-def _from_dict(data: dict, path: Path) -> Loaded:
+@dataclass(frozen=True)
+class Int8Session:
+    """What an `.int8.sess` holds, checked."""
+
+    model: Int8PerformanceRNN  # in eval mode, on the CPU
+    codec: str
+    data: DataRecord | None
+    step: int
+
+
+def read_int8(data: dict, path: Path) -> Int8Session:
+    """The int8 session in a checkpoint's dict; SessionError naming `path` for any defect."""
     marker = data["quantization"]
     if not isinstance(marker, dict) or marker.get("scheme") != SCHEME:
         raise SessionError(f"{path}: unknown quantization {marker!r}, this Amadeus reads {SCHEME}")
@@ -115,7 +96,7 @@ def _from_dict(data: dict, path: Path) -> Loaded:
     codec = checked_codec(data, path, config)
     model = _model(config, expect(data, path, "int8_state", dict), path)
     step = expect(data, path, "step", int, 0)
-    return Loaded(model, codec, data_record(data, path), step, path, int8=True)
+    return Int8Session(model, codec, data_record(data, path), step)
 
 
 def _model(config: ModelConfig, state: dict, path: Path) -> Int8PerformanceRNN:

@@ -1,4 +1,4 @@
-"""The int8 model's generation stepper (the interface of `amadeus.stepper`), bit for bit
+"""The int8 model's generation stepper (the interface of `amadeus.model.stepper`), bit for bit
 `Int8PerformanceRNN.step` at a fraction of its per-step cost.
 
 A step is one TorchScript call: the kernels' modules are called from the script, not from
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from amadeus.model import PerformanceRNN
+from amadeus.model.network import PerformanceRNN
 from amadeus.quant import kernel, native
 
 _SCRIPT_DEPRECATION = r"`torch\.jit\.script` is deprecated"
@@ -27,7 +27,7 @@ class Int8Stepper:
     as the int8 kernel's input must be.
 
     `compiled`: run each layer's fp16 cell as `native`'s compiled op (None: where it is available,
-    which needs fbgemm's kernel, on the CPU), else as `fp16_cell`'s torch calls. Both give the
+    which needs fbgemm's exact kernel, on the CPU), else as `fp16_cell`'s torch calls. Both give the
     same bits."""
 
     def __init__(
@@ -39,12 +39,13 @@ class Int8Stepper:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.start_token, self.event_dim = model.start_token, model.config.event_dim
-        possible = self.device.type == "cpu" and kernel.FBGEMM
+        possible = self.device.type == "cpu" and kernel.FBGEMM_EXACT
         if compiled is None:
             compiled = possible and native.available()
         elif compiled and not (possible and native.available()):
             raise ValueError(
-                "the compiled GRU cell needs fbgemm, torch's AVX512 kernels and a C++ compiler"
+                "the compiled GRU cell needs fbgemm with AVX512-VNNI, torch's AVX512 kernels and "
+                "a C++ compiler"
             )
         self.compiled = compiled
         with warnings.catch_warnings():

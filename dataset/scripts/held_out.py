@@ -15,9 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from amadeus import cli  # noqa: E402
-from amadeus.dataset import DEFAULT_VAL_FRACTION, data_files, read_header, split_by_file  # noqa: E402
+from amadeus.data.dataset import DEFAULT_VAL_FRACTION, data_files, read_header, split_by_file  # noqa: E402
 from amadeus.errors import UsageError  # noqa: E402
-from amadeus.session import data_record, read_checkpoint  # noqa: E402
+from amadeus.model.session import data_record, read_checkpoint  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
             )
         if args.val_fraction is not None:
             raise UsageError("--val-fraction: a session records its own")
-        dataset, fraction = Path(record.dataset), record.val_fraction
+        dataset, fraction = record.folder(), record.val_fraction
     _, validation = split_by_file(data_files(dataset), fraction)
     for path in validation:
         print((read_header(path) or {}).get("source", path.name))

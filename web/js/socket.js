@@ -1,10 +1,11 @@
-// The live protocol's client side (amadeus/protocol.py is the contract): one WebSocket at /ws,
-// JSON text frames. Every message sent carries "time" on the page's clock, performance.now() in
-// seconds; the server learns the offset between the clocks from it.
+// The live protocol's client side (amadeus/live/protocol.py is the contract): one WebSocket at
+// /ws, JSON text frames. Every message sent carries "time" on the page's clock, performance.now()
+// in seconds; the server learns the offset between the clocks from it. The protocol's version
+// comes from the server's /api/info, its limits and settings from "welcome": nothing of it is
+// restated here.
 
 export const now = () => performance.now() / 1000;
 
-const PROTOCOL = 1;
 const CLOCK_EVERY_MS = 10000; // a "clock" message now and then keeps the server's offset fresh
 
 export class Socket extends EventTarget {
@@ -18,13 +19,20 @@ export class Socket extends EventTarget {
     this.stopRetrying = false;
   }
 
-  connect() {
+  async connect() {
     this.setState("connecting");
+    let info;
+    try {
+      info = await (await fetch("/api/info", { cache: "no-store" })).json();
+    } catch {
+      this.retryLater();
+      return;
+    }
     const ws = new WebSocket(this.url);
     this.ws = ws;
     ws.addEventListener("open", () => {
       this.setState("open");
-      this.send({ type: "hello", protocol: PROTOCOL });
+      this.send({ type: "hello", protocol: info.protocol });
       // Two more readings early on: the server keeps the least delayed one.
       setTimeout(() => this.send({ type: "clock" }), 300);
       setTimeout(() => this.send({ type: "clock" }), 900);
@@ -52,15 +60,15 @@ export class Socket extends EventTarget {
         this.setState("closed", e.code === 1008 ? "refused by the server" : "server busy");
         return;
       }
-      const wait = this.retry;
-      this.retry = Math.min(this.retry * 2, 10000);
-      this.setState("closed", `reconnecting in ${Math.round(wait / 1000)} s`);
-      setTimeout(() => this.connect(), wait);
+      this.retryLater();
     });
   }
 
-  get ready() {
-    return this.state === "welcome";
+  retryLater() {
+    const wait = this.retry;
+    this.retry = Math.min(this.retry * 2, 10000);
+    this.setState("closed", `reconnecting in ${Math.round(wait / 1000)} s`);
+    setTimeout(() => this.connect(), wait);
   }
 
   // Sends a message with its time: `time` given (a player event's own time) or now.

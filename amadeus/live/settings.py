@@ -1,0 +1,36 @@
+"""The live settings, declared once: their defaults, and the range a client may set each to.
+The engine plays by them, the protocol checks a client's changes against them, play.py takes its
+flags' defaults from them, and the page learns them from the `welcome` message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from amadeus.generate.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+
+FLAG = None  # the range of a setting that is true or false
+
+
+def _client(default, bounds: tuple[float, float] | None):
+    """A setting a client may change, within `bounds` (FLAG: true or false)."""
+    return field(default=default, metadata={"client": bounds})
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    silence: float = _client(0.8, (0.2, 5.0))  # seconds with every key and the pedal up: the end
+    answer_seconds: float | None = _client(None, (0.5, 60.0))  # None: as long as the phrase
+    shortest: float = 2.0  # seconds: the clamp of an answer as long as the phrase
+    longest: float = 12.0
+    temperature: float = _client(DEFAULT_TEMPERATURE, (0.05, 3.0))
+    top_p: float = DEFAULT_TOP_P
+    conditioning: bool = _client(True, FLAG)  # the answer gets the phrase's keys and density
+    lookahead: float = 0.5  # seconds of answer sampled ahead of playback
+    start_delay: float = 0.1  # seconds from the hand-over to the answer's time zero
+
+
+# name: (low, high) of a number, or FLAG: the settings a "settings" message may change.
+CLIENT_RANGES = {
+    f.name: f.metadata["client"] for f in fields(LiveSettings) if "client" in f.metadata
+}
+NULLABLE = {"answer_seconds"}  # null: the default rule (as long as the phrase)
