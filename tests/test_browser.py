@@ -1,7 +1,10 @@
 """The page in a real browser, end to end: Chromium (Debian's) driven by Playwright, the page
 served by the real server (amadeus.live.server) with a tiny real model. A phrase on the on-screen
 keyboard and one from a fake Web MIDI keyboard each get an answer that is scheduled and drawn;
-the session exports as MIDI; the hand-over to first scheduled note latency is printed.
+the session exports as MIDI; the hand-over to first scheduled note latency is printed. Undo
+disables Again and Undo and strikes the take out; late answer notes are dropped, not burst; the
+roll's labels keep clear of each other; a busy server's page claims no piano; and on a phone's
+screen, played by touch, nothing spills sideways. Screenshots go to /tmp/shots/.
 
 Without /usr/bin/chromium the tests skip, except in CI (CI set), where they fail."""
 
@@ -35,6 +38,15 @@ ARGS = [
     "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
 ]
+# The browser's own autoplay policy: the audio waits for a click, a key or a tap.
+GATED_ARGS = [a for a in ARGS if not a.startswith("--autoplay-policy")]
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "has_touch": True,
+    "is_mobile": True,
+    "device_scale_factor": 3,
+}
+SHOTS = Path("/tmp/shots")  # the screenshots, to look at
 WAIT_MS = 10_000  # for an answer: generous, for a loaded CI machine
 LATENCY_BOUND_MS = 1000  # the target is 100 ms; this only catches a page that is broken
 
@@ -83,49 +95,74 @@ def chromium() -> Path:
 @pytest.fixture(scope="module")
 def server(tiny_session):
     """The real server with a tiny real model, under uvicorn in a thread; its address."""
-    loaded = load(tiny_session)
-    port = _free_port()
-    options = ServerOptions(port=port, web=ROOT / "web", samples=None)
-    app = create_app(Instrument(loaded), options)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(10)
+    yield from _serve(tiny_session, ServerOptions(web=ROOT / "web", samples=None))
 
 
 @pytest.fixture(scope="module")
-def browser(chromium):
+def busy_server(tiny_session, tmp_path_factory):
+    """A server with the sampled piano installed and no room for another session: every page
+    is told "busy"."""
+    samples = tmp_path_factory.mktemp("samples")
+    options = ServerOptions(web=ROOT / "web", samples=samples, max_sessions=0)
+    yield from _serve(tiny_session, options)
+
+
+@pytest.fixture(scope="module")
+def secret_server(tiny_session):
+    """A server in network mode: only a page opened with the token may play."""
+    yield from _serve(tiny_session, ServerOptions(web=ROOT / "web", samples=None, token="s3cret"))
+
+
+@pytest.fixture(scope="module")
+def driver():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
-        yield browser
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, driver):
+    browser = driver.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def gated_browser(chromium, driver):
+    """Chromium as it comes: a page's audio stays off until a gesture."""
+    browser = driver.chromium.launch(executable_path=str(chromium), headless=True, args=GATED_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
-def open_page(browser, server):
-    """Opens the page (after `init_script`, if any); every console error and page error is
-    collected, and none may occur."""
+def open_page(request, server):
+    """Opens the page (after `init_script`, if any), at a desktop's size unless `context` says
+    otherwise, in the gated browser if `gated`, from `url` (the server's, unless given), waiting
+    for the welcome if `ready`; every console error and page error is collected, and none may
+    occur."""
     contexts, problems = [], []
 
-    def opener(init_script: str | None = None):
-        context = browser.new_context(viewport={"width": 1280, "height": 820})
+    def opener(
+        init_script: str | None = None,
+        *,
+        gated: bool = False,
+        url: str | None = None,
+        ready: bool = True,
+        **context,
+    ):
+        browser = request.getfixturevalue("gated_browser" if gated else "browser")
+        context = browser.new_context(**({"viewport": {"width": 1280, "height": 820}} | context))
         contexts.append(context)
         if init_script:
             context.add_init_script(init_script)
         page = context.new_page()
         page.on("console", lambda m: m.type == "error" and problems.append(m.text))
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.goto(server)
-        page.wait_for_function("window.amadeus && window.amadeus.ready", timeout=WAIT_MS)
+        page.goto(url or server)
+        if ready:
+            page.wait_for_function("window.amadeus && window.amadeus.ready", timeout=WAIT_MS)
         return page
 
     yield opener
@@ -173,6 +210,7 @@ def test_keyboard_phrase_is_answered_and_exported(open_page, tmp_path):
     page.wait_for_timeout(1500)  # the answer sounds a while: the roll shows both players
     page.screenshot(path=tmp_path / "amadeus-page.png")
     shutil.copy(tmp_path / "amadeus-page.png", "/tmp/amadeus-page.png")
+    _keep(tmp_path / "amadeus-page.png", "desktop-1280.png")
 
     with page.expect_download() as download:
         page.click("#export")
@@ -183,7 +221,83 @@ def test_keyboard_phrase_is_answered_and_exported(open_page, tmp_path):
     tracks = {t.name: len(t.notes) for t in symusic.Score.from_midi(midi).tracks}
     assert tracks["player"] == 8
     assert tracks["Amadeus"] > 0
+
+    _late_notes_are_dropped(page)
+    _delayed_answer_is_said(page)
+    _roll_labels_keep_clear(page, tmp_path)
     assert page.evaluate("window.amadeus.errors") == []
+
+
+def _late_notes_are_dropped(page):
+    """Answer notes that reach the page after their time are dropped, note-offs too, and
+    counted; one still ahead of its time plays."""
+    page.wait_for_function("document.getElementById('turn').dataset.turn === 'idle'")
+    seen = page.evaluate(
+        """() => {
+          const a = window.amadeus;
+          const t = performance.now() / 1000;
+          const before = { scheduled: a.scheduled.length, voices: a.voices, dropped: a.dropped };
+          a.receive({ type: "notes", events: [
+            { time: t - 0.5, pitch: 61, velocity: 90 },
+            { time: t - 0.45, pitch: 63, velocity: 90 },
+            { time: t - 0.2, pitch: 66, velocity: 90 },
+            { time: t - 0.1, pitch: 61, velocity: 0 },
+            { time: t + 0.2, pitch: 70, velocity: 80 },
+            { time: t + 0.3, pitch: 63, velocity: 0 },
+            { time: t + 0.35, pitch: 66, velocity: 0 },
+            { time: t + 0.5, pitch: 70, velocity: 0 },
+          ] });
+          return {
+            before,
+            scheduled: a.scheduled.slice(before.scheduled).map((s) => s.pitch),
+            voices: a.voices,
+            dropped: a.dropped,
+          };
+        }"""
+    )
+    assert seen["dropped"] - seen["before"]["dropped"] == 3
+    assert seen["scheduled"] == [70]  # the late three were not scheduled...
+    assert seen["voices"] == seen["before"]["voices"] + 1  # ...nor given a voice
+    assert f"{seen['dropped']} late notes dropped" in page.text_content("#status")
+
+
+def _delayed_answer_is_said(page):
+    """The server's "delayed" message shows on the latency line of its answer."""
+    answer = page.evaluate("window.amadeus.answers.at(-1).answer")
+    page.evaluate(f"window.amadeus.receive({{type: 'delayed', answer: {answer}, ms: 180.0}})")
+    assert "answer delayed 180 ms" in page.text_content("#latency-detail")
+    assert "answered in" in page.text_content("#latency")  # the latency stays
+    assert page.evaluate("window.amadeus.answers.at(-1).delayed_ms") == 180
+
+
+def _roll_labels_keep_clear(page, tmp_path):
+    """Marks all over the roll: their labels cover no pitch name, no legend, no other label."""
+    page.evaluate(
+        """() => {
+          const t = performance.now() / 1000;
+          for (let k = 0; k < 40; k++) {
+            const label = k % 2 ? "cut" : `answer ${7 + k}`;
+            window.amadeus.mark(t - 0.25 * k, label, k % 2 ? "player" : "amadeus");
+          }
+        }"""
+    )
+    page.wait_for_timeout(300)  # a few frames
+    placed = page.evaluate("window.amadeus.labels")
+    canvas = page.locator("#roll").bounding_box()
+    boxes = [page.locator(s).bounding_box() for s in ("#legend", "#turn")]
+    overlays = [
+        {"x": b["x"] - canvas["x"], "y": b["y"] - canvas["y"], "w": b["width"], "h": b["height"]}
+        for b in boxes
+    ]
+    labels = placed["labels"]
+    assert len(labels) >= 10
+    assert len(placed["pitches"]) >= 2
+    for i, label in enumerate(labels):
+        assert label["x"] >= 0 and label["x"] + label["w"] <= canvas["width"]
+        for other in placed["pitches"] + overlays + labels[i + 1 :]:
+            assert not _overlap(label, other), (label, other)
+    page.screenshot(path=tmp_path / "labels.png", clip={**canvas})
+    _keep(tmp_path / "labels.png", "desktop-1280-roll-labels.png")
 
 
 def test_midi_keyboard_phrases_are_answered(open_page):
@@ -246,7 +360,162 @@ def test_midi_keyboard_phrases_are_answered(open_page):
     assert page.evaluate("window.amadeus.answers[2]")["take"] == 2
     page.click("#undo")
     assert page.locator("#history li").count() == 3
+    # Undone: the take is struck out of the list, and neither button can act on it again.
+    undone = page.locator("#history li").first
+    assert undone.get_attribute("class") == "undone"
+    assert "answer 2, take 2" in undone.text_content()
+    assert "(undone)" in undone.text_content()
+    assert page.locator("#history li.undone").count() == 1
+    assert page.evaluate("window.amadeus.answers[2].undone") is True
+    assert page.is_disabled("#again") and page.is_disabled("#undo")
+    page.wait_for_timeout(500)  # the cut take's "stopped" came: still disabled
+    assert page.is_disabled("#again") and page.is_disabled("#undo")
+
+    # Phrase 3: once its answer ends, Again and Undo act on it.
+    page.evaluate(
+        """async () => {
+          const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+          for (const pitch of [67, 71, 74]) {
+            window.__midi([0x90, pitch, 90]);
+            await sleep(70);
+            window.__midi([0x80, pitch, 0]);
+          }
+        }"""
+    )
+    page.wait_for_function("window.amadeus.answers.length === 4", timeout=WAIT_MS)
+    page.wait_for_function(
+        "!document.getElementById('again').disabled && !document.getElementById('undo').disabled",
+        timeout=WAIT_MS + 20_000,  # the answer plays out first
+    )
+    assert page.locator("#history li.undone").count() == 1
     assert page.evaluate("window.amadeus.errors") == []
+
+
+def test_busy_server_page_claims_no_piano(open_page, busy_server, tmp_path):
+    """Turned away ("busy"), the page never learns which piano the server has: it says none.
+    Its audio is off until a gesture: a clear button says so, and goes once the audio runs."""
+    page = open_page(gated=True, url=busy_server, ready=False)
+    page.wait_for_function("document.getElementById('conn').dataset.state === 'closed'")
+    assert "server busy" in page.text_content("#conn-text")
+    assert page.evaluate("window.amadeus.errors") == ["busy: too many sessions open"]
+    sound = page.text_content("#sound")
+    assert "not loaded" in sound
+    assert "synthesized" not in sound and "Salamander" not in sound
+
+    button = page.locator("#sound-on")
+    assert page.evaluate("window.amadeus.audio") == "suspended"
+    assert button.is_visible()
+    assert "Turn the sound on" in button.text_content()
+    box = button.bounding_box()
+    assert box["height"] >= 40 and box["width"] >= 300  # a banner, not a footnote
+    page.screenshot(path=tmp_path / "busy.png")
+    _keep(tmp_path / "busy.png", "desktop-1280-busy.png")
+    button.click()
+    page.wait_for_function("window.amadeus.audio === 'running'")
+    page.wait_for_selector("#sound-on", state="hidden")
+
+
+def test_network_mode_plays_with_the_token_and_says_why_without(open_page, secret_server):
+    """Opened without the secret address, the page says what to do and stops retrying; with
+    it, it plays."""
+    page = open_page(url=secret_server, ready=False)
+    page.wait_for_function("document.getElementById('conn').dataset.state === 'closed'")
+    assert "refused: open the address play.py printed" in page.text_content("#conn-text")
+    page.wait_for_timeout(2500)  # no retry loop: still closed, and no "reconnecting"
+    assert "reconnecting" not in page.text_content("#conn-text")
+    page = open_page(url=secret_server + "?token=s3cret")
+    assert "tiny.sess" in page.text_content("#model")
+
+
+def test_phone_touch_phrase_is_answered(open_page, tmp_path):
+    """At a phone's width, played with a finger: the page fits the screen, the keys fit a
+    fingertip, the first tap turns the sound on, and the phrase is answered."""
+    page = open_page(gated=True, **PHONE)
+    _fits_the_screen(page)
+    white = [
+        page.locator("#keyboard .key.white").nth(i).bounding_box()
+        for i in range(page.locator("#keyboard .key.white").count())
+    ]
+    assert len(white) >= 8
+    assert all(k["width"] >= 40 for k in white)
+    assert all(k["x"] >= 0 and k["x"] + k["width"] <= 390 for k in white)
+    assert page.locator("#sound-on").is_visible()
+
+    page.locator("#silence").press("End")  # Hand over ends this phrase, not a pause
+    page.wait_for_function("document.getElementById('silence-value').textContent === '2.00 s'")
+    page.evaluate("window.scrollTo(0, 0)")  # back from the slider: the roll and the keys in view
+    for pitch in (60, 64, 67, 72, 71, 67, 62, 60):
+        box = page.locator(f'#keyboard .key[data-pitch="{pitch}"]').bounding_box()
+        assert box["y"] + box["height"] <= 844  # on the screen, and so tapped
+        page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.8)
+        page.wait_for_timeout(100)
+    page.wait_for_function("window.amadeus.roll.player >= 8")
+    page.wait_for_function("window.amadeus.audio === 'running'")  # a tap is a gesture
+    assert not page.locator("#sound-on").is_visible()
+    box = page.locator("#handover").bounding_box()
+    assert box["y"] >= 0
+    tapped = page.evaluate("performance.now() / 1000")
+    page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        "window.amadeus.scheduled.length > 0 && window.amadeus.roll.amadeus > 0",
+        timeout=WAIT_MS,
+    )
+    # Handed over by the tap, not by the 2 s of silence after the last note.
+    assert page.evaluate("window.amadeus.answers[0].phrase_end") - tapped < 1.0
+    assert "answered in" in page.text_content("#latency")
+    page.wait_for_timeout(1500)
+    _fits_the_screen(page)
+    page.screenshot(path=tmp_path / "phone.png")
+    _keep(tmp_path / "phone.png", "phone-390.png")
+    assert page.evaluate("window.amadeus.errors") == []
+
+
+def _fits_the_screen(page):
+    """Nothing wider than the phone's 390 px (a mobile browser would widen its layout
+    viewport to fit, so innerWidth is checked too), the header within it."""
+    sizes = page.evaluate(
+        "({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth })"
+    )
+    assert sizes["inner"] == 390
+    assert sizes["scroll"] <= sizes["inner"]
+    header = page.locator("header").bounding_box()
+    assert header["x"] >= 0 and header["x"] + header["width"] <= 390
+    for part in ("header h1", "#conn", "#model"):
+        box = page.locator(part).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, part
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return (
+        a["x"] < b["x"] + b["w"]
+        and b["x"] < a["x"] + a["w"]
+        and a["y"] < b["y"] + b["h"]
+        and b["y"] < a["y"] + a["h"]
+    )
+
+
+def _keep(shot: Path, name: str) -> None:
+    """A copy of a screenshot in /tmp/shots/, to look at."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, SHOTS / name)
+
+
+def _serve(session: Path, options: ServerOptions):
+    """The real server, `options` on a free port, with the model of `session`, under uvicorn in
+    a thread: yields its address."""
+    options.port = _free_port()
+    app = create_app(Instrument(load(session)), options)
+    config = uvicorn.Config(app, host="127.0.0.1", port=options.port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{options.port}/"
+    server.should_exit = True
+    thread.join(10)
 
 
 def _free_port() -> int:

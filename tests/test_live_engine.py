@@ -3,6 +3,7 @@ ends (silence, pedal, hand-over), answers streamed ahead of playback, barge-in, 
 conditioning from the phrase, and the session's export."""
 
 import io
+import time
 
 import midi_factory as mf
 import mido
@@ -18,7 +19,7 @@ from amadeus.data.dataset import Settings
 from amadeus.data.encoding import encode_file
 from amadeus.generate.sampling import SamplingRules
 from amadeus.generate.search import begin
-from amadeus.live.engine import AnswerEnded, AnswerStarted, Engine, NoteEvent, Stopped
+from amadeus.live.engine import AnswerEnded, AnswerStarted, Delayed, Engine, NoteEvent, Stopped
 from amadeus.live.settings import LiveSettings
 from amadeus.model.network import PerformanceRNN
 from amadeus.model.stepper import NumpyStepper
@@ -222,3 +223,76 @@ def test_export_holds_both_tracks_and_reads_in_three_libraries(stepper, tmp_path
     assert len(pretty_midi.PrettyMIDI(io.BytesIO(data)).instruments) == 3
     named = [m.name for t in mido.MidiFile(path).tracks for m in t if m.type == "track_name"]
     assert named == names
+
+
+class SlowStepper:
+    """The same model, `seconds` slower a step: a machine whose cores another process holds."""
+
+    def __init__(self, stepper, seconds: float):
+        self.stepper, self.seconds = stepper, seconds
+        self.start_token, self.event_dim = stepper.start_token, stepper.event_dim
+
+    def initial(self, init):
+        return self.stepper.initial(init)
+
+    def step(self, *args):
+        time.sleep(self.seconds)
+        return self.stepper.step(*args)
+
+
+def planned_notes(e: Engine, handover_at: float) -> tuple[list, float]:
+    """A three-note phrase handed over at `handover_at`, the answer played to its end in real
+    time: ((pitch, velocity, time as planned) of each note, the answer's delay in seconds). The
+    planned time is the time sent less the delay announced before it."""
+    for i, pitch in enumerate((60, 64, 67)):
+        e.note_on(handover_at - 0.6 + 0.2 * i, pitch, 80)
+        e.note_off(handover_at - 0.5 + 0.2 * i, pitch)
+    out = e.handover(handover_at)
+    began = time.perf_counter()
+    while e.answering:
+        out += e.tick(handover_at + time.perf_counter() - began)
+    notes, delay = [], 0.0
+    for item in out:
+        if isinstance(item, Delayed):
+            assert item.ms / 1000 >= delay  # the timeline only ever moves later
+            delay = item.ms / 1000
+        elif isinstance(item, NoteEvent):
+            notes.append((item.pitch, item.velocity, item.time - delay))
+    return notes, delay
+
+
+def test_a_busy_machine_moves_the_answer_later_and_never_sends_a_note_late(stepper):
+    live = dict(answer_seconds=0.5, release=0.2, lookahead=0.2)
+    quick, _ = planned_notes(engine(stepper, **live), 10.0)
+    e = engine(SlowStepper(stepper, 0.03), **live)  # slower than the music it computes
+    slow, delay = planned_notes(e, 10.0)
+    assert delay > 0.1  # the first note alone took longer than the start delay
+    assert [n[:2] for n in slow] == [n[:2] for n in quick]  # the same music...
+    np.testing.assert_allclose([n[2] for n in slow], [n[2] for n in quick], atol=1e-6)  # spacing
+    assert e.min_lead >= e.live.min_lead - 1e-3  # ...and every note went out ahead of its time
+
+
+def test_a_phrase_does_not_end_before_its_late_notes_arrived(stepper):
+    """The server's tick comes after the silence, but a note played before it is still on its
+    way (a busy machine): the phrase waits for it, and is answered once."""
+    e = engine(stepper, silence=0.5)
+    e.note_on(0.0, 60, 80)
+    e.note_off(0.2, 60)
+    assert e.tick(0.8, heard=0.6) == [] and e.phrase is not None  # 0.7 s: not all heard yet
+    e.note_on(0.65, 64, 80)  # played before the silence ended, arrives now
+    e.note_off(0.7, 64)
+    assert e.tick(1.1, heard=1.1) == []
+    out = e.tick(1.3, heard=1.3)
+    starts = [o for o in out if isinstance(o, AnswerStarted)]
+    assert len(starts) == 1 and starts[0].phrase_end == pytest.approx(1.2)
+
+
+def test_an_answer_ends_within_its_release(stepper):
+    e = engine(stepper, answer_seconds=2.0, release=0.3)
+    e.note_on(0.0, 60, 80)
+    out = e.handover(0.5)
+    out += answer_to_end(e, 0.5)[0]
+    origin = 0.5 + e.live.start_delay + e.last.delay  # (later if this machine was busy)
+    ends = [o.time for o in out if isinstance(o, NoteEvent) and o.velocity == 0]
+    assert ends and max(ends) <= origin + 2.3 + 1e-6  # 2 s, then at most 0.3 s of release
+    assert e.sampler.rules.max_note_seconds == 3.0  # the model's own limit again after it

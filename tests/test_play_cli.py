@@ -4,6 +4,7 @@ it cannot start is one line and exit 2."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 import scripts
 
+from amadeus.errors import UsageError
 from amadeus.generate import shipped
+from amadeus.live import playing, ports
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,9 +107,13 @@ def test_the_int8_session_beside_a_float_one_is_preferred(tmp_path):
     assert shipped.int8_beside(tmp_path / "bach.int8.sess") is None
 
 
-def test_listening_beyond_this_computer_warns(session):
-    _, _, out = serving(session, free_port(), "--host", "0.0.0.0")
-    assert "warning: listening on 0.0.0.0: the model is reachable from the network" in out
+def test_listening_beyond_this_computer_prints_a_secret_address(session):
+    port = free_port()
+    _, _, out = serving(session, port, "--host", "0.0.0.0")
+    local = re.search(r"Amadeus is listening: (\S+)", out).group(1)
+    remote = re.search(r"On a phone or tablet on this network: (\S+)", out).group(1)
+    assert local.startswith(f"http://127.0.0.1:{port}/?token=")
+    assert remote.endswith(local.partition("?")[2]) and "only who has it can play" in out
 
 
 def test_midi_ports_without_a_midi_system_is_one_line():
@@ -115,3 +122,31 @@ def test_midi_ports_without_a_midi_system_is_one_line():
         assert done.stdout.startswith("inputs:")
     else:
         one_error(done, "MIDI ports")
+        assert "MidiInAlsa" not in done.stderr  # said in words, not in ALSA's
+
+
+def test_alsas_complaint_is_said_in_words(monkeypatch):
+    mido = ports.backend()
+
+    def no_alsa():
+        raise RuntimeError("MidiInAlsa::initialize: error creating ALSA sequencer client object.")
+
+    monkeypatch.setattr(mido, "get_input_names", no_alsa)
+    with pytest.raises(UsageError, match="no MIDI system running .* the browser page needs none"):
+        ports.port_names()
+
+
+def test_a_port_in_time_wait_is_free_to_play(tmp_path):
+    """After a connection the server closed first, its port sits in TIME-WAIT: a new server
+    binds it (with SO_REUSEADDR, as uvicorn does), so the port check must not refuse it."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a server, as uvicorn's
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()  # the server side closes first: its end goes to TIME-WAIT
+        client.recv(1)
+        client.close()
+    playing.check_port("127.0.0.1", port)  # no UsageError

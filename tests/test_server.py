@@ -21,6 +21,17 @@ PORT = 8765
 PAGE = {"origin": f"http://127.0.0.1:{PORT}"}
 
 
+@pytest.fixture(autouse=True)
+def fake_clock(monkeypatch):
+    """Most tests play on a made-up client timeline that runs ahead of real time (a phrase at
+    0-0.6 s, an export at 5 s, all sent at once), so they widen how far ahead of the server's
+    estimate an event may be dated; the clock tests use `REAL` limits."""
+    monkeypatch.setattr(protocol, "LIMITS", dataclasses.replace(REAL, clock_ahead=1e6))
+
+
+REAL = protocol.LIMITS
+
+
 @pytest.fixture(scope="module")
 def model(tiny_session):
     return Instrument(load(tiny_session))
@@ -83,7 +94,10 @@ def test_a_phrase_gets_an_answer_streamed_in_order(model, tmp_path):
         ('{"type": "dance", "time": 1}', "unknown message type 'dance'"),
         ('{"type": "note_on", "time": 1, "pitch": 60}', "note_on: no velocity"),
         ('{"type": "note_on", "time": 1, "pitch": 200, "velocity": 9}', "pitch must be an integer"),
-        ('{"type": "note_off", "time": "soon", "pitch": 60}', "time must be a finite number"),
+        ('{"type": "note_off", "time": "soon", "pitch": 60}', "time must be a number"),
+        ('{"type": "clock", "time": 1' + "0" * 309 + "}", "time must be a number"),
+        ('{"type": "settings", "time": 1, "temperature": 1' + "0" * 309 + "}", "temperature"),
+        ("[" * 2000 + "]" * 2000, "nested too deeply"),
         ('{"type": "settings", "time": 1, "temperature": 99}', "temperature must be a number"),
         ('{"type": "settings", "time": 1, "volume": 3}', "unknown setting 'volume'"),
         ('{"type": "clock", "time": 1, "x": "' + "y" * 5000 + '"}', "the limit is 4096"),
@@ -219,3 +233,75 @@ def test_protocol_rejects_bad_settings_values():
     assert protocol.settings_of({"type": "settings", "time": 0, "answer_seconds": None}) == {
         "answer_seconds": None
     }
+
+
+def test_a_binary_frame_gets_an_error_and_the_session_goes_on(model, tmp_path):
+    with client(model, tmp_path) as c, c.websocket_connect("/ws", headers=PAGE) as ws:
+        hello(ws)
+        ws.send_bytes(b"\x00\x01")
+        assert "binary frames" in ws.receive_json()["message"]
+        send(ws, "settings", 0.1, silence=0.5)
+        assert ws.receive_json()["settings"]["silence"] == 0.5
+
+
+def answers_to_four_notes(ws, start: float) -> list[dict]:
+    """Four notes played (and released) now, then the silence that ends the phrase."""
+    for i in range(4):
+        send(ws, "note_on", start + 0.1 * i, pitch=60 + i, velocity=80)
+        send(ws, "note_off", start + 0.1 * i + 0.05, pitch=60 + i)
+    return until(ws, "answer_end")
+
+
+def test_a_client_clock_cannot_poison_the_session(model, tmp_path, monkeypatch):
+    """An event an hour ahead, a clock a million seconds ahead, a note 1e9 s in the past: each
+    refused, and the phrase after them is heard and answered once, on time."""
+    monkeypatch.setattr(protocol, "LIMITS", REAL)
+    with client(model, tmp_path) as c, c.websocket_connect("/ws", headers=PAGE) as ws:
+        start = time.monotonic()
+        ws.send_text(json.dumps({"type": "hello", "protocol": 1, "time": 100.0}))
+        ws.receive_json()
+        now = lambda: 100.0 + time.monotonic() - start  # noqa: E731  (the client's clock)
+        send(ws, "note_on", now() + 3600, pitch=60, velocity=80)
+        assert "ahead of your clock" in ws.receive_json()["message"]
+        send(ws, "clock", now() + 1e6)
+        assert "ahead of your clock" in ws.receive_json()["message"]
+        send(ws, "note_on", now() - 1e9, pitch=60, velocity=80)
+        assert "behind your clock" in ws.receive_json()["message"]
+        played = now()
+        messages = answers_to_four_notes(ws, played)
+        answers = [m for m in messages if m["type"] == "answer"]
+        assert len(answers) == 1 and not [m for m in messages if m["type"] == "error"]
+        assert answers[0]["phrase_end"] >= played + 0.35  # after the last note, not before
+        later = [m for m in messages if m["type"] == "notes"]
+        assert min(e["time"] for m in later for e in m["events"]) >= answers[0]["phrase_end"]
+
+
+def test_sockets_that_never_say_hello_do_not_keep_the_seats(model, tmp_path, monkeypatch):
+    monkeypatch.setattr(protocol, "LIMITS", dataclasses.replace(REAL, hello_seconds=0.3))
+    with client(model, tmp_path, max_sessions=2) as c:
+        with (
+            c.websocket_connect("/ws", headers=PAGE) as one,
+            pytest.raises(WebSocketDisconnect) as closed,
+        ):
+            one.receive_json()  # says nothing: closed after 0.3 s
+        assert closed.value.code == 4000 and "no hello" in closed.value.reason
+        with (
+            c.websocket_connect("/ws", headers=PAGE) as a,
+            c.websocket_connect("/ws", headers=PAGE) as b,
+        ):
+            assert hello(a)["type"] == hello(b)["type"] == "welcome"  # both seats free again
+
+
+def test_an_idle_session_is_closed_and_frees_its_seat(model, tmp_path, monkeypatch):
+    monkeypatch.setattr(protocol, "LIMITS", dataclasses.replace(REAL, idle_seconds=0.5))
+    with client(model, tmp_path, max_sessions=1) as c:
+        with c.websocket_connect("/ws", headers=PAGE) as ws:
+            hello(ws)
+            for _ in range(3):  # clock messages alone do not keep a seat
+                time.sleep(0.1)
+                send(ws, "clock", 0.0)
+            with pytest.raises(WebSocketDisconnect) as closed:
+                until(ws, "never")
+            assert closed.value.code == 4000 and "idle" in closed.value.reason
+        with c.websocket_connect("/ws", headers=PAGE) as ws:
+            assert hello(ws)["type"] == "welcome"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections import deque
 from dataclasses import asdict
 from datetime import datetime
 
@@ -18,6 +19,8 @@ from amadeus.live import protocol
 from amadeus.live.engine import Engine
 
 TICK_SECONDS = 0.02  # how often a connection's engine is told the time
+IDLE = 4000  # close code: no hello in time, or nothing played for long
+LAG_MEMORY = 2.0  # seconds a late arrival keeps a phrase from ending by silence too soon
 
 
 class Connection:
@@ -29,47 +32,90 @@ class Connection:
         self.offset: float | None = None  # client time - monotonic(): the largest seen
         self.latest = -float("inf")  # the newest event time
         self.tokens, self.refilled = float(protocol.LIMITS.burst), time.monotonic()
+        self.played = time.monotonic()  # when the client last played (idle connections close)
+        self.lags: deque[tuple[float, float]] = deque()  # (when, seconds late) of late arrivals
 
     def now(self) -> float:
         """The client's clock, as well as we know it."""
         return time.monotonic() + (self.offset or 0.0)
 
     async def ticks(self) -> None:
-        while True:
+        """The engine told the time, until the connection idles out. A tick that comes late
+        (a busy machine) counts as lag: messages may be waiting behind it."""
+        while time.monotonic() - self.played < protocol.LIMITS.idle_seconds:
+            slept = time.monotonic()
             await asyncio.sleep(TICK_SECONDS)
+            self._lagged(time.monotonic() - slept - TICK_SECONDS)
             if self.offset is not None:
-                await self.send(self.engine.tick(self.now()))
+                await self.send(self.engine.tick(self.now(), self.heard()))
+        minutes = protocol.LIMITS.idle_seconds / 60
+        await self.ws.close(code=IDLE, reason=f"idle: nothing played for {minutes:g} minutes")
 
-    async def handle(self, text: str) -> None:
+    async def handle(self, frame: dict) -> None:
+        """One frame from the client: a text message, checked and answered (a bad one gets
+        an "error" reply and changes nothing)."""
         try:
-            message = protocol.parse(text)
+            if frame.get("text") is None:
+                raise protocol.ProtocolError("binary frames are not part of the protocol")
+            message = protocol.parse(frame["text"])
             self._admit(message)
             await self.send(self._dispatch(message))
         except protocol.ProtocolError as e:
             await send(self.ws, {"type": "error", "message": str(e)})
 
     def _admit(self, message: dict) -> None:
-        """Rate, greeting and order: a message that fails one is refused."""
-        now = time.monotonic()
-        rate = protocol.LIMITS.messages_per_second
-        self.tokens = min(protocol.LIMITS.burst, self.tokens + (now - self.refilled) * rate)
-        self.refilled = now
-        if self.tokens < 1:
-            raise protocol.ProtocolError(
-                f"{message['type']}: too many messages: at most {rate:g} a second"
-            )
-        self.tokens -= 1
-        if self.offset is None and message["type"] != "hello":
-            raise protocol.ProtocolError(f"{message['type']}: say hello first")
+        """Rate, greeting, clock and order: a message that fails one is refused and changes
+        nothing."""
+        self._take_token(message["type"])
+        now, kind, limits = time.monotonic(), message["type"], protocol.LIMITS
+        if self.offset is None:
+            if kind != "hello":
+                raise protocol.ProtocolError(f"{kind}: say hello first")
+            self.offset = message["time"] - now
         offset = message["time"] - now
-        self.offset = offset if self.offset is None else max(self.offset, offset)
-        if message["type"] in ("note_on", "note_off", "pedal", "handover"):
-            if message["time"] < self.latest - protocol.LIMITS.out_of_order:
+        if offset > self.offset + limits.clock_ahead:
+            raise protocol.ProtocolError(
+                f"{kind}: time {message['time']:.3f} is {offset - self.offset:.1f} s ahead of "
+                f"your clock as this server knows it (at most {limits.clock_ahead:g} s)"
+            )
+        if offset < self.offset - limits.clock_behind:
+            raise protocol.ProtocolError(
+                f"{kind}: time {message['time']:.3f} is {self.offset - offset:.1f} s behind "
+                f"your clock as this server knows it (at most {limits.clock_behind:g} s)"
+            )
+        if kind in ("note_on", "note_off", "pedal", "handover"):
+            if message["time"] < self.latest - limits.out_of_order:
                 raise protocol.ProtocolError(
-                    f"{message['type']}: time {message['time']:.3f} is before the previous "
+                    f"{kind}: time {message['time']:.3f} is before the previous "
                     f"event's {self.latest:.3f}"
                 )
             self.latest = max(self.latest, message["time"])
+        self.offset = max(self.offset, offset)  # the least delayed message tells the clock best
+        self._lagged(self.offset - offset)  # how late this one came
+        if kind in protocol.PLAYING:
+            self.played = now
+
+    def heard(self) -> float:
+        """The client's time up to which its events have surely arrived: now, less the longest
+        lag seen lately (messages that came late, ticks that came late)."""
+        recent = time.monotonic() - LAG_MEMORY
+        while self.lags and self.lags[0][0] < recent:
+            self.lags.popleft()
+        return self.now() - max((lag for _, lag in self.lags), default=0.0)
+
+    def _lagged(self, seconds: float) -> None:
+        if seconds > 0:
+            self.lags.append((time.monotonic(), seconds))
+
+    def _take_token(self, kind: str) -> None:
+        """The rate limit: a bucket of `burst` messages, refilled at the allowed rate."""
+        now, limits = time.monotonic(), protocol.LIMITS
+        rate = limits.messages_per_second
+        self.tokens = min(limits.burst, self.tokens + (now - self.refilled) * rate)
+        self.refilled = now
+        if self.tokens < 1:
+            raise protocol.ProtocolError(f"{kind}: too many messages: at most {rate:g} a second")
+        self.tokens -= 1
 
     def _dispatch(self, m: dict) -> list:
         e, t, kind = self.engine, m["time"], m["type"]
@@ -120,6 +166,8 @@ def messages(outputs: list) -> list[dict]:
             out.append({"type": "answer"} | asdict(item))
         elif isinstance(item, turns.AnswerEnded):
             out.append({"type": "answer_end"} | asdict(item))
+        elif isinstance(item, turns.Delayed):
+            out.append({"type": "delayed"} | asdict(item))
         elif isinstance(item, turns.Stopped):
             out.append({"type": "stopped", "time": item.time})
     return out

@@ -60,6 +60,16 @@ class AnswerEnded:
 
 
 @dataclass(frozen=True)
+class Delayed:
+    """The machine was busy: the answer's timeline moved, its notes from here on come `ms`
+    later than planned (all of its delays so far), keeping their spacing."""
+
+    answer: int
+    take: int
+    ms: float
+
+
+@dataclass(frozen=True)
 class Stopped:
     """The answer was cut at `time`: its events after it are void, its sounding notes end."""
 
@@ -86,6 +96,7 @@ class Answer:
     answer: int = 0
     take: int = 0
     history: list[tuple[float, Snapshot]] = field(default_factory=list)  # (time, after a token)
+    delay: float = 0.0  # seconds the timeline moved because notes were computed late
     velocity: int = 64  # the last VELOCITY token's
     notes: int = 0
     called: float = 0.0  # wall clock of the call that started it
@@ -122,6 +133,7 @@ class Engine:
         self.last: Answer | None = None  # the answer `again` and `undo` act on
         self.record = Record()
         self.min_lead = np.inf  # seconds: the least an answer event went out ahead of its time
+        self.late_notes = 0  # answer events that went out after their time (none should)
         self.latencies: list[float] = []  # ms from each hand-over call to its first answer note
         self.called = (0.0, wall.perf_counter())  # (caller's time, wall clock) of this call
 
@@ -213,15 +225,18 @@ class Engine:
 
     # -- the clock ------------------------------------------------------------------------------
 
-    def tick(self, time: float) -> list:
-        """Time passes: a phrase may end by silence; an answer streams up to the lookahead."""
+    def tick(self, time: float, heard: float | None = None) -> list:
+        """Time passes: a phrase may end by silence; an answer streams up to the lookahead.
+        `heard`: the time up to which every player event has surely arrived (default `time`):
+        on a busy machine events arrive late, and a phrase must not end before its last note
+        came in (it would be answered twice, split in two)."""
         self._call(time)
         if self.answering:
             return self._stream(until=time + self.live.lookahead)
         p = self.phrase
         if p is not None and len(p) and not p.held:
             ends = p.origin + p.latest + self.live.silence
-            if time >= ends:
+            if min(time, time if heard is None else heard) >= ends:
                 return self.handover(ends)
         return []
 
@@ -275,6 +290,9 @@ class Engine:
         answer.answer, answer.called = self.record.answers, self.called[1]
         self.answer = answer
         self.sampler.state.closing = False
+        # No note of the answer may outlast it by more than the release.
+        limit = min(self.model_rules.max_note_seconds or np.inf, answer.length + self.live.release)
+        self.sampler.rules = replace(self._rules(), max_note_seconds=limit)
         return self._stream(until=None)
 
     def _stream(self, until: float | None) -> list:
@@ -286,7 +304,10 @@ class Engine:
                 until = out[-1].time
             if until is not None and a.at(state.now[0]) > until:
                 break
-            state.closing = state.now[0] - a.start.now >= a.length
+            played = state.now[0] - a.start.now
+            state.closing = played >= a.length
+            if state.closing and played >= a.length + self.live.release:
+                return out + self._release(a) + self._end()
             if state.closing and not np.isfinite(state.onset).any():
                 return out + self._end()
             logits, self.hidden = self.stepper.step(self.event, self.hidden, a.control)
@@ -298,30 +319,59 @@ class Engine:
     def _sounded(self, a: Answer, token: int) -> list:
         """What the answer's new token means for the listener: notes the limit ended during
         its time shift, or the note it starts or ends, or nothing."""
-        pitch0 = self.codec.preset.min_pitch
-        out = [self._emit(a, a.at(end), pitch0 + p, 0) for _, p, end in self.sampler.state.expired]
+        pitch0, delay, cap = self.codec.preset.min_pitch, a.delay, self._last_moment(a)
+        expired = self.sampler.state.expired
+        out = [self._emit(a, min(end, cap), pitch0 + p, 0) for _, p, end in expired]
         kind, value = self.codec.token_kind[token], int(self.codec.token_value[token])
         if kind == "velocity":
             a.velocity = int(self.codec.velocity_values[value])
         elif kind in ("note_on", "note_off"):
             velocity = a.velocity if kind == "note_on" else 0
-            out.append(self._emit(a, a.at(self.sampler.state.now[0]), pitch0 + value, velocity))
+            moment = min(self.sampler.state.now[0], cap)  # a long time shift may overshoot it
+            out.append(self._emit(a, moment, pitch0 + value, velocity))
+        out = self._announced(a, delay, out)
         if out and not a.heard:  # wall time, not the caller's: what the computation cost
             a.heard = True
             self.latencies.append(1000 * (wall.perf_counter() - a.called))
             out.insert(0, AnswerStarted(a.answer, a.take, a.called_at, self.latencies[-1]))
         return out
 
-    def _emit(self, a: Answer, at: float, pitch: int, velocity: int) -> NoteEvent:
+    def _last_moment(self, a: Answer) -> float:
+        """Model time by which every note of the answer has ended: its length and release."""
+        return a.start.now + a.length + self.live.release
+
+    def _release(self, a: Answer) -> list:
+        """The answer's release is over: its notes still sounding end then, as the model hears."""
+        state, pitch0, delay = self.sampler.state, self.codec.preset.min_pitch, a.delay
+        sounding = np.flatnonzero(np.isfinite(state.onset[0])).tolist()
+        out = [self._emit(a, self._last_moment(a), pitch0 + p, 0) for p in sounding]
+        offs = [self.codec.ranges["note_off"].start + p for p in sounding]
+        self._feed(np.array(offs, dtype=np.int64), a.control)
+        return self._announced(a, delay, out)
+
+    def _announced(self, a: Answer, delay_before: float, out: list) -> list:
+        """`out`, after a `Delayed` when emitting it moved the answer's timeline."""
+        return ([Delayed(a.answer, a.take, 1000 * a.delay)] if a.delay > delay_before else []) + out
+
+    def _emit(self, a: Answer, model_time: float, pitch: int, velocity: int) -> NoteEvent:
+        """The answer event at `model_time`, on the caller's clock; one computed too late to go
+        out `min_lead` ahead of its time moves the answer's timeline instead of sounding late."""
+        at = a.at(model_time)
+        late = self._now() + self.live.min_lead - at
+        if late > 0:  # moved a little further, so that the notes after it need not move again
+            late += self.live.min_lead / 2
+            a.origin, a.delay, at = a.origin + late, a.delay + late, at + late
         note = NoteEvent(float(at), pitch, velocity)
         self.record.answer_note(note.time, note.pitch, note.velocity)
         a.notes += velocity > 0
-        self.min_lead = min(self.min_lead, at - self._now())
+        lead = at - self._now()
+        self.min_lead, self.late_notes = min(self.min_lead, lead), self.late_notes + (lead < 0)
         return note
 
     def _end(self) -> list:
         a = self.answer
         self.answer, self.last = None, a
+        self.sampler.rules = self._rules()
         self.heard_until = a.at(self.sampler.state.now[0])
         a.history.clear()
         return [AnswerEnded(a.answer, a.take, self.heard_until, a.notes)]
@@ -338,6 +388,7 @@ class Engine:
         offs = [self.codec.ranges["note_off"].start + int(p) for p in sounding]
         self._feed(np.array(self.codec.shifts_for(pause) + offs, dtype=np.int64), a.control)
         self.answer, self.last, self.heard_until = None, a, time
+        self.sampler.rules = self._rules()
         a.history.clear()
         return [Stopped(time)]
 

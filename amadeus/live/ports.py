@@ -38,7 +38,17 @@ def port_names() -> tuple[list[str], list[str]]:
         with _alsa_quiet():
             return mido.get_input_names(), mido.get_output_names()
     except Exception as e:  # rtmidi raises its own error types when the system has no MIDI
-        raise UsageError(f"cannot list MIDI ports: {e}") from e
+        raise UsageError(f"cannot list MIDI ports: {_meaning(e)}") from e
+
+
+def _meaning(error: Exception) -> str:
+    """What the MIDI system's own message means for the user, in one line."""
+    if "ALSA sequencer" in str(error):
+        return (
+            "this computer has no MIDI system running (ALSA's sequencer is missing: load it with "
+            "`sudo modprobe snd-seq`, or plug in a MIDI device); the browser page needs none"
+        )
+    return str(error)
 
 
 @contextmanager

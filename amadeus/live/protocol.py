@@ -29,9 +29,20 @@ Server to client:
     stopped     time          the answer was cut: drop its events after `time`, end its notes
     settings    settings {...}                          the settings now in force
     export      filename, midi (base64)
+    delayed     answer, ms    the machine was busy: the answer's notes from here on come `ms`
+                later than planned, keeping their spacing (none is sent after its time)
     error       message       the message was refused; the session goes on
 
 Answer events come ahead of their time (by the lookahead, 0.5 s): schedule them.
+
+What the server holds a client to (`Limits`, sent in "welcome"): the size and rate of messages,
+the length of a phrase, and its clock. The server estimates the client's clock from the least
+delayed message so far; an event dated more than `clock_ahead` seconds after that estimate, or
+more than `clock_behind` before it, is refused, and so is a clock that jumps ahead by more than
+`clock_ahead`: a client cannot push the session into the future or the distant past. A
+connection that says no hello within `hello_seconds` is closed, and so is one that plays nothing
+(no key, pedal or button) for `idle_seconds`, with code 4000 and the reason in its close frame.
+Binary frames, deep nesting and numbers beyond a float are refused like any bad message.
 """
 
 from __future__ import annotations
@@ -55,9 +66,15 @@ class Limits:
     message_bytes: int = 4096
     phrase_notes: int = 1000  # a phrase this long is handed over
     out_of_order: float = 0.05  # seconds an event may come before the previous one (jitter)
+    clock_ahead: float = 1.0  # seconds an event may be dated after the client clock's estimate
+    clock_behind: float = 30.0  # ...and before it (a busy machine delays messages)
+    hello_seconds: float = 5.0  # a connection that says no hello by then is closed
+    idle_seconds: float = 1800.0  # one that plays nothing for this long is closed
 
 
 LIMITS = Limits()
+TIME_RANGE = 1e9  # seconds: a client's clock reads within this of zero (about 31 years)
+PLAYING = ("note_on", "note_off", "pedal", "handover", "again", "undo", "settings", "export")
 FIELDS = {  # type: the fields it must have, besides time
     "hello": ("protocol",),
     "note_on": ("pitch", "velocity"),
@@ -76,7 +93,7 @@ class ProtocolError(ValueError):
     """A message the server refuses; its text goes back in an "error" message."""
 
 
-def parse(text: str | bytes) -> dict[str, Any]:
+def parse(text: str) -> dict[str, Any]:
     """A client message, checked: its type, a finite time, and its fields in range."""
     if len(text) > LIMITS.message_bytes:
         raise ProtocolError(f"message of {len(text)} bytes: the limit is {LIMITS.message_bytes}")
@@ -84,12 +101,14 @@ def parse(text: str | bytes) -> dict[str, Any]:
         message = json.loads(text)
     except ValueError as e:
         raise ProtocolError(f"not JSON: {e}") from None
+    except RecursionError:
+        raise ProtocolError("not JSON this server reads: nested too deeply") from None
     if not isinstance(message, dict):
         raise ProtocolError("a message is a JSON object")
     kind = message.get("type")
     if kind not in FIELDS:
         raise ProtocolError(f"unknown message type {kind!r} (known: {', '.join(FIELDS)})")
-    _number(message, "time", -math.inf, math.inf)
+    _number(message, "time", -TIME_RANGE, TIME_RANGE)
     for name in FIELDS[kind]:
         if name not in message:
             raise ProtocolError(f"{kind}: no {name}")
@@ -124,11 +143,18 @@ def settings_of(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _number(message: dict, name: str, low: float, high: float) -> float:
+    """A number in low..high, as a float (an integer too large for one is refused)."""
     value = message.get(name)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not low <= value <= high:
-        where = "a finite number" if math.isinf(low) else f"a number in {low:g}..{high:g}"
-        raise ProtocolError(f"{message.get('type', 'settings')}: {name} must be {where}")
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    try:
+        value = float(value) if ok else math.nan
+    except OverflowError:  # an integer of hundreds of digits
+        value = math.nan
+    if not low <= value <= high:  # NaN and infinities fail here too
+        raise ProtocolError(
+            f"{message.get('type', 'settings')}: {name} must be a number in {low:g}..{high:g}"
+        )
+    message[name] = value
     return value
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+import secrets
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,9 +24,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from amadeus.live import protocol
-from amadeus.live.connection import Connection, send
+from amadeus.live.connection import IDLE, Connection, send
 from amadeus.live.instrument import Instrument
 from amadeus.live.settings import LiveSettings
+
+REFUSED = 4003  # close code: no token, or not this server's page (network mode)
 
 
 @dataclass
@@ -36,11 +40,43 @@ class ServerOptions:
     max_sessions: int = 8
     seed: int = 0
     live: LiveSettings = field(default_factory=LiveSettings)
+    token: str | None = None  # beyond loopback: the secret every connection must carry
 
     def origins(self) -> set[str]:
-        """The page's own origins: a WebSocket from anywhere else is refused."""
+        """The page's own origins on this computer: a WebSocket from anywhere else is refused."""
         hosts = {"127.0.0.1", "localhost", self.host}
         return {f"http://{host}:{self.port}" for host in hosts}
+
+    def admits(self, ws: WebSocket) -> bool:
+        """On loopback, a page of our own origin (or a client that is no page); beyond it, only
+        the page this server served, at the address it was opened with, and with the token."""
+        origin = ws.headers.get("origin")
+        if self.token is None:
+            return origin is None or origin in self.origins()
+        page = f"http://{ws.headers.get('host')}"
+        return origin == page and secrets.compare_digest(
+            ws.query_params.get("token", ""), self.token
+        )
+
+
+async def _converse(ws: WebSocket, connection: Connection) -> None:
+    """Frames to the connection until the client leaves. One that says no hello within
+    `hello_seconds` is closed: a socket held open by nobody must not keep a seat."""
+    hello = protocol.LIMITS.hello_seconds
+    deadline = time.monotonic() + hello
+    while True:
+        if connection.offset is None:  # not greeted yet: only until the deadline
+            try:
+                left = max(deadline - time.monotonic(), 0.0)
+                frame = await asyncio.wait_for(ws.receive(), timeout=left)
+            except TimeoutError:
+                await ws.close(code=IDLE, reason=f"no hello within {hello:g} s")
+                return
+        else:
+            frame = await ws.receive()
+        if frame["type"] == "websocket.disconnect":
+            return
+        await connection.handle(frame)
 
 
 def create_app(instrument: Instrument, options: ServerOptions) -> Starlette:
@@ -61,11 +97,13 @@ def create_app(instrument: Instrument, options: ServerOptions) -> Starlette:
         return JSONResponse(instrument.info | {"samples": samples, "protocol": protocol.PROTOCOL})
 
     async def socket(ws: WebSocket) -> None:
-        origin = ws.headers.get("origin")
-        if origin is not None and origin not in options.origins():
+        if options.token is None and not options.admits(ws):
             await ws.close(code=1008)  # before accepting: the browser sees a refused handshake
             return
         await ws.accept()
+        if not options.admits(ws):  # the page is told why, and stops trying
+            await ws.close(code=REFUSED, reason="refused: open the address play.py printed")
+            return
         if len(sessions) >= options.max_sessions:
             await send(ws, {"type": "error", "message": "busy: too many sessions open"})
             await ws.close(code=1013)
@@ -76,8 +114,7 @@ def create_app(instrument: Instrument, options: ServerOptions) -> Starlette:
         connection = Connection(ws, engine, welcome)
         ticker = asyncio.create_task(connection.ticks())
         try:
-            while True:
-                await connection.handle(await ws.receive_text())
+            await _converse(ws, connection)
         except WebSocketDisconnect:
             pass
         finally:  # a client gone mid-answer: its generation stops, its engine is freed

@@ -25,8 +25,11 @@ class LiveSettings:
     temperature: float = _client(DEFAULT_TEMPERATURE, (0.05, 3.0))
     top_p: float = DEFAULT_TOP_P
     conditioning: bool = _client(True, FLAG)  # the answer gets the phrase's keys and density
+    release: float = _client(1.0, (0.1, 5.0))  # seconds a note may ring past the answer's end
     lookahead: float = 0.5  # seconds of answer sampled ahead of playback
     start_delay: float = 0.1  # seconds from the hand-over to the answer's time zero
+    min_lead: float = 0.05  # seconds a note goes out ahead of its time; a later one moves the
+    # answer's timeline (the rest of the answer comes later, its spacing kept): never a burst
 
 
 # name: (low, high) of a number, or FLAG: the settings a "settings" message may change.

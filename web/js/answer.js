@@ -3,11 +3,16 @@
 // picked, queued and sent a little ahead with Web MIDI timestamps. "stopped" (barge-in) cancels
 // what has not begun and ends what sounds. The roll gets each note too; it draws it only once
 // its time comes.
+//
+// A note-on that reaches the page after its time (the network or the machine held it up) is
+// dropped, with its note-off: played late, several would start at once, a burst the answer
+// never had. `late()` is told of each.
 
 const MIDI_AHEAD = 0.05; // seconds ahead a MIDI output is sent an event
+const LATE = 0.03; // seconds: a note-on later than this is not played
 
 export class AnswerPlayer {
-  constructor({ piano, roll, midi, clock, scheduled }) {
+  constructor({ piano, roll, midi, clock, scheduled, late = () => {} }) {
     this.piano = piano;
     this.roll = roll;
     this.midi = midi;
@@ -15,6 +20,8 @@ export class AnswerPlayer {
     this.scheduled = scheduled; // the test hook's list of note-ons scheduled
     this.notes = []; // {pitch, start, end, voice, drawn}
     this.queue = []; // MIDI-out events not yet sent: {time, pitch, velocity}
+    this.late = late;
+    this.dropped = new Set(); // pitches whose note-on was dropped: their note-off is too
     this.answer = 0;
     setInterval(() => this.pump(), 20);
   }
@@ -28,6 +35,11 @@ export class AnswerPlayer {
 
   noteOn(time, pitch, velocity) {
     this.noteOff(time, pitch); // a key struck again ends its note
+    if (this.clock() - time > LATE) {
+      this.dropped.add(pitch);
+      this.late();
+      return;
+    }
     const output = this.midi.output;
     let voice = null;
     if (output) this.queue.push({ time, pitch, velocity, output });
@@ -38,6 +50,7 @@ export class AnswerPlayer {
   }
 
   noteOff(time, pitch) {
+    if (this.dropped.delete(pitch)) return; // the end of a note never played
     const note = this.notes.find((n) => n.pitch === pitch && n.end === Infinity);
     if (!note) return;
     note.end = Math.max(time, note.start);
@@ -59,6 +72,7 @@ export class AnswerPlayer {
     this.notes = this.notes.filter((n) => n.start <= time);
     for (const n of this.notes) n.end = Math.min(n.end, time);
     this.roll.cut("amadeus", time);
+    this.dropped.clear(); // their note-offs will not come
   }
 
   // The answer's notes sounding at page time `t` (for the keyboard's lights).

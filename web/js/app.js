@@ -6,18 +6,26 @@
 //     ready       true once the server's "welcome" came
 //     scheduled   one entry per answer note-on scheduled for playback:
 //                 {pitch, time (page clock, s), scheduledAt (performance.now() ms), answer}
-//     answers     the "answer" messages, each with latency_ms once its first notes came
+//     answers     the "answer" messages, each with latency_ms once its first notes came,
+//                 delayed_ms if the server said it moved the answer, undone: true once undone
 //     roll        {player, amadeus}: notes drawn on the roll so far
+//     labels      where the roll drew its last frame's mark labels, the pitch names and the
+//                 overlays the labels avoid: {labels, pitches, avoided}, boxes {x, y, w, h}
 //     errors      the "error" messages' texts
 //     lastExport  the last export's MIDI file, base64, or null
 //     sound       "samples" | "synth": the piano in use
+//     audio       the AudioContext's state: "running", "suspended"..., or "none"
+//     voices      the piano's voices started and not yet over
+//     dropped     answer note-ons dropped for coming late
+//     receive(m)  hands the page a server message, as the socket does
+//     mark(t, label, who)  a mark on the roll
 //   }
 
 import { AnswerPlayer } from "./answer.js";
 import { Keyboard } from "./keyboard.js";
 import { Midi } from "./midi.js";
 import { Roll } from "./roll.js";
-import { Socket, now } from "./socket.js";
+import { Socket, now, socketUrl } from "./socket.js";
 import { Piano, noteName } from "./sound.js";
 
 const $ = (id) => document.getElementById(id);
@@ -31,14 +39,25 @@ const hooks = {
   errors: [],
   lastExport: null,
   sound: "synth",
+  dropped: 0,
+  get labels() {
+    return roll.placed;
+  },
+  get audio() {
+    return piano.ctx ? piano.ctx.state : "none";
+  },
+  get voices() {
+    return piano.voices.size;
+  },
+  receive: (m) => receive(m),
+  mark: (time, label, who) => roll.mark(time, label, who),
 };
 window.amadeus = hooks;
 
 const piano = new Piano();
-const roll = new Roll($("roll"), { seconds: 10, clock: now });
+const roll = new Roll($("roll"), { seconds: 10, clock: now, avoid: [$("legend"), $("turn")] });
 hooks.roll = roll.counts;
-const scheme = location.protocol === "https:" ? "wss" : "ws";
-const socket = new Socket(`${scheme}://${location.host}/ws`);
+const socket = new Socket(socketUrl(location));
 
 // -- the player -----------------------------------------------------------------------------
 
@@ -111,8 +130,7 @@ const keyboard = new Keyboard(
 );
 
 function showKeyboard() {
-  const low = keyboard.low;
-  $("octave-label").textContent = `${noteName(low)}–${noteName(low + 48)}`;
+  $("octave-label").textContent = `${noteName(keyboard.low)}–${noteName(keyboard.high)}`;
   $("velocity-label").textContent = keyboard.velocity;
 }
 showKeyboard();
@@ -130,8 +148,15 @@ midi.start();
 
 // -- Amadeus --------------------------------------------------------------------------------
 
-const answers = new AnswerPlayer({ piano, roll, midi, clock: now, scheduled: hooks.scheduled });
+const answers = new AnswerPlayer({ piano, roll, midi, clock: now, scheduled: hooks.scheduled, late });
 let pending = null; // the answer whose first notes are awaited
+// The take Again and Undo act on: {answer, take, undone}. They can act once an answer has ended
+// (or was cut), and on the ones after it, until one is undone: the server forgets an undone
+// answer, so they wait for the next answer's end.
+let last = null;
+let takes = false; // an answer ended since the session began or the last undo
+const delays = new Map(); // "answer.take" -> ms the server moved it by, all told
+let lateNotes = 0; // the current answer's note-ons dropped for coming late
 let startDelay = 0.1; // seconds from a hand-over to the answer's first possible note
 let turnTimer = null;
 
@@ -147,14 +172,14 @@ socket.addEventListener("state", (e) => {
   $("conn-text").textContent = text;
   hooks.ready = state === "welcome";
   for (const id of ["handover", "export"]) $(id).disabled = !hooks.ready;
-  if (!hooks.ready) {
-    for (const id of ["again", "undo"]) $(id).disabled = true;
-  }
+  if (state === "welcome") [last, takes] = [null, false]; // a new connection, a new session
+  showTakeButtons();
   if (state === "closed") answers.stop(now()); // a new connection is a new session
 });
 
-socket.addEventListener("message", (e) => {
-  const m = e.detail;
+socket.addEventListener("message", (e) => receive(e.detail));
+
+function receive(m) {
   switch (m.type) {
     case "welcome":
       welcome(m);
@@ -164,8 +189,13 @@ socket.addEventListener("message", (e) => {
       break;
     case "answer":
       pending = { ...m, latency_ms: null };
+      if (delays.has(`${m.answer}.${m.take}`)) {
+        pending.delayed_ms = delays.get(`${m.answer}.${m.take}`); // said before its first notes
+      }
       hooks.answers.push(pending);
+      last = { answer: m.answer, take: m.take, undone: false };
       answers.answer = m.answer;
+      lateNotes = 0;
       roll.mark(m.phrase_end, m.take > 1 ? `answer ${m.answer}, take ${m.take}` : `answer ${m.answer}`, "amadeus");
       setTurn("answering");
       break;
@@ -178,7 +208,12 @@ socket.addEventListener("message", (e) => {
       answers.events(m.events);
       break;
     case "answer_end":
-      $("again").disabled = $("undo").disabled = false;
+      // An answer without a note has no "answer" message: this one says which it was.
+      if (last?.answer !== m.answer || last?.take !== m.take) {
+        last = { answer: m.answer, take: m.take, undone: false };
+      }
+      takes = true;
+      showTakeButtons();
       clearTimeout(turnTimer);
       turnTimer = setTimeout(() => setTurn("idle"), Math.max(0, (m.time - now()) * 1000));
       break;
@@ -186,8 +221,12 @@ socket.addEventListener("message", (e) => {
       answers.stop(m.time);
       roll.mark(m.time, "cut", "player");
       clearTimeout(turnTimer);
-      $("again").disabled = $("undo").disabled = false;
+      takes = true; // a cut answer can be taken again or undone, unless it was undone already
+      showTakeButtons();
       setTurn(held.size ? "listening" : "idle");
+      break;
+    case "delayed":
+      delayed(m);
       break;
     case "export":
       hooks.lastExport = m.midi;
@@ -199,7 +238,31 @@ socket.addEventListener("message", (e) => {
       say(m.message, true);
       break;
   }
-});
+}
+
+function showTakeButtons() {
+  const can = hooks.ready && takes && !!last && !last.undone;
+  $("again").disabled = $("undo").disabled = !can;
+}
+
+// A note-on of the answer came too late to play.
+function late() {
+  hooks.dropped += 1;
+  lateNotes += 1;
+  const notes = `${lateNotes} late note${lateNotes === 1 ? "" : "s"}`;
+  say(`${notes} dropped — they reached the page after their time`);
+}
+
+// The server moved an answer's notes later by `ms` in all (it was busy): said on the latency
+// line while that answer is the latest. Its take, when not given, is the latest of the answer.
+function delayed({ answer, take, ms }) {
+  const of = hooks.answers.filter((a) => a.answer === answer && (take == null || a.take === take));
+  const a = of.at(-1);
+  delays.set(`${answer}.${take ?? a?.take ?? 1}`, ms);
+  if (!a) return; // its "answer" message is yet to come
+  a.delayed_ms = ms;
+  if (a === hooks.answers.at(-1) && a.latency_ms != null) showLatency(a, false);
+}
 
 function welcome(m) {
   const model = m.model || {};
@@ -221,6 +284,7 @@ function welcome(m) {
 // -- sound ----------------------------------------------------------------------------------
 
 let soundAsked = false;
+let soundLoaded = false; // which piano plays is known once "welcome" said if there are samples
 
 async function loadSound(samples) {
   if (soundAsked) return;
@@ -229,25 +293,34 @@ async function loadSound(samples) {
     showSound("Sound: loading the Salamander Grand Piano samples…");
     await piano.loadSamples();
   }
+  soundText = null;
   hooks.sound = piano.kind;
+  soundLoaded = true;
   showSound();
 }
 
-function showSound(text) {
-  let line =
-    text ??
-    (piano.kind === "samples"
-      ? "Sound: Salamander Grand Piano samples (CC BY 3.0, Alexander Holm)"
-      : "Sound: synthesized piano — run make play to install the sampled piano");
+let soundText = null; // a passing line (loading...), or null
+
+function showSound(text = soundText) {
+  soundText = text;
+  let line = text;
   if (!piano.ctx) line = "Sound: this browser has no Web Audio; the roll still shows the music";
-  else if (!piano.running) line += " · click anywhere to turn the sound on";
+  else if (line == null && !soundLoaded) line = "Sound: not loaded"; // no welcome (yet): say no more
+  else if (line == null && piano.kind === "samples") {
+    line = "Sound: Salamander Grand Piano samples (CC BY 3.0, Alexander Holm)";
+  } else if (line == null) {
+    line = "Sound: synthesized piano — run make play to install the sampled piano";
+  }
   $("sound").textContent = line;
+  $("sound-on").hidden = !piano.ctx || piano.running;
 }
 
-// The first gesture starts the audio (browsers keep it off until one).
-for (const kind of ["pointerdown", "keydown"]) {
+// The first gesture starts the audio (browsers keep it off until one). A touch counts as one
+// only when the finger lifts, hence pointerup and touchend.
+for (const kind of ["pointerdown", "pointerup", "touchend", "keydown"]) {
   window.addEventListener(kind, () => piano.resume(), { capture: true });
 }
+$("sound-on").addEventListener("click", () => piano.resume());
 piano.ctx?.addEventListener("statechange", () => showSound());
 showSound();
 
@@ -296,7 +369,12 @@ for (const id of ["midi-in", "midi-out"]) $(id).addEventListener("change", (e) =
 $("handover").addEventListener("click", handover);
 $("again").addEventListener("click", () => socket.send({ type: "again" }));
 $("undo").addEventListener("click", () => {
-  socket.send({ type: "undo" });
+  if (!last || last.undone || !socket.send({ type: "undo" })) return;
+  last.undone = true;
+  takes = false;
+  for (const a of hooks.answers) if (a.answer === last.answer && a.take === last.take) a.undone = true;
+  markUndone(last);
+  showTakeButtons();
   say("The last answer is dropped: Amadeus is back where it was before it.");
 });
 $("export").addEventListener("click", () => socket.send({ type: "export" }));
@@ -338,17 +416,37 @@ function setTurn(turn) {
   el.dataset.turn = turn;
 }
 
-function showLatency(a) {
+function showLatency(a, listed = true) {
   const ms = Math.round(a.latency_ms);
   $("latency").textContent = `answered in ${ms} ms`;
-  $("latency-detail").textContent = `model ${Math.round(a.compute_ms)} ms · the answer begins ${startDelay} s after your phrase`;
+  const when =
+    a.delayed_ms != null
+      ? `answer delayed ${Math.round(a.delayed_ms)} ms: the machine was busy`
+      : `the answer begins ${startDelay} s after your phrase`;
+  $("latency-detail").textContent = `model ${Math.round(a.compute_ms)} ms · ${when}`;
+  if (!listed) return;
   const list = $("history");
   list.querySelector(".empty")?.remove();
   const item = document.createElement("li");
+  item.dataset.answer = a.answer;
+  item.dataset.take = a.take;
   const take = a.take > 1 ? `, take ${a.take}` : "";
-  item.innerHTML = `<span>answer ${a.answer}${take}</span><b>${ms} ms</b><span class="muted">model ${Math.round(a.compute_ms)} ms</span>`;
+  const model = `model ${Math.round(a.compute_ms)} ms`;
+  item.innerHTML = `<span><span class="name">answer ${a.answer}${take}</span></span><b>${ms} ms</b><span class="muted">${model}</span>`;
   list.prepend(item);
   while (list.children.length > HISTORY) list.lastChild.remove();
+  if (a.undone) markUndone(a);
+}
+
+// An undone take stays listed, struck through: it was played, and it no longer counts.
+function markUndone({ answer, take }) {
+  const item = $("history").querySelector(`li[data-answer="${answer}"][data-take="${take}"]`);
+  if (!item || item.classList.contains("undone")) return;
+  item.classList.add("undone");
+  const note = document.createElement("span");
+  note.className = "undone-note";
+  note.textContent = " (undone)";
+  item.firstElementChild.append(note);
 }
 
 // The keys of the answer's sounding notes light up, frame by frame.

@@ -1,5 +1,8 @@
-// The on-screen piano (four octaves; mouse, touch and pen through pointer events) and the
-// computer keyboard. The mapping, by key position (event.code, so it holds on any layout):
+// The on-screen piano (mouse, touch and pen through pointer events) and the computer keyboard.
+// The piano shows as many octaves as fit its width, up to four, around the typing octave: a white
+// key stays at least 20 px wide for a mouse, 44 px for a finger (one octave on a phone).
+//
+// The computer keyboard's mapping, by key position (event.code, so it holds on any layout):
 //
 //   w e   t y u   o p         black keys  C#  D#    F#  G#  A#    C#  D#
 //  a s d f g h j k l ; '      white keys  C  D  E  F  G  A  B  C  D  E  F
@@ -15,7 +18,9 @@ const CODES = [
 ]; // semitones 0..17 above the typing octave's C
 const LABELS = ["A", "W", "S", "E", "D", "F", "T", "G", "Y", "H", "U", "J", "K", "O", "L", "P", ";", "'"];
 const BLACK = new Set([1, 3, 6, 8, 10]);
-const SPAN = 48; // semitones shown: four octaves and the top C
+const MAX_OCTAVES = 4; // shown, and the top C
+const WHITE_MIN = { fine: 20, coarse: 44 }; // pixels: the narrowest white key, by pointer
+const coarse = window.matchMedia("(pointer: coarse)"); // a finger: bigger keys
 
 export class Keyboard {
   // handlers: noteOn(pitch, velocity, time), noteOff(pitch, time), pedal(value, time),
@@ -30,12 +35,34 @@ export class Keyboard {
     this.pointers = new Map(); // pointerId -> pitch
     this.lit = new Map(); // pitch -> {player: n, amadeus: n}
     this.sustain = false;
+    this.octaves = this.fitting();
     this.render();
     this.listen();
+    // A new width (a phone turned, a window resized) may fit more or fewer octaves.
+    const refit = () => {
+      const octaves = this.fitting();
+      if (octaves === this.octaves) return;
+      this.octaves = octaves;
+      this.render();
+      this.on.changed?.();
+    };
+    new ResizeObserver(refit).observe(element);
+    coarse.addEventListener("change", refit);
   }
 
+  fitting() {
+    const white = WHITE_MIN[coarse.matches ? "coarse" : "fine"];
+    const whites = this.el.clientWidth / white - 1; // the top C aside
+    return Math.min(MAX_OCTAVES, Math.max(1, Math.floor(whites / 7)));
+  }
+
+  // The lowest and highest keys shown: the typing octave in the middle, or at the bottom.
   get low() {
-    return this.base - 24;
+    return this.base - 12 * Math.floor(this.octaves / 2);
+  }
+
+  get high() {
+    return this.low + 12 * this.octaves;
   }
 
   // -- drawing --------------------------------------------------------------------------------
@@ -43,10 +70,10 @@ export class Keyboard {
   render() {
     this.el.textContent = "";
     const whites = [];
-    for (let p = this.low; p <= this.low + SPAN; p++) if (!BLACK.has(p % 12)) whites.push(p);
+    for (let p = this.low; p <= this.high; p++) if (!BLACK.has(p % 12)) whites.push(p);
     const width = 100 / whites.length;
     this.keys = new Map();
-    for (let p = this.low; p <= this.low + SPAN; p++) {
+    for (let p = this.low; p <= this.high; p++) {
       const key = document.createElement("div");
       const black = BLACK.has(p % 12);
       key.className = `key ${black ? "black" : "white"}`;

@@ -1,21 +1,32 @@
 // The live piano roll: time scrolls right to left, the present is the line near the right edge,
 // pitch goes up. A note is drawn from the moment it sounds (an answer note scheduled ahead stays
 // hidden until its time), growing until its note-off. Times are page-clock seconds.
+//
+// Hand-overs and cuts are dashed lines, each labelled in a band of rows along the top: a label
+// sits beside its line in the first row where it covers no pitch name, no overlay (the legend)
+// and no other label, and is left out where it fits nowhere. `placed` keeps what the last frame
+// drew where (canvas pixels), for the page's tests.
 
 import { noteName } from "./sound.js";
 
 const MIN_SPAN = 30; // semitones always in view
 const PAD = 3; // semitones above and below the notes in view
+const GUTTER = 34; // pixels on the left for the pitch names
+const LABEL_ROWS = 4; // rows of marker labels, from the top
+const LABEL_HEIGHT = 15; // pixels: a row
 
 export class Roll {
-  constructor(canvas, { seconds = 10, clock }) {
+  // avoid: elements laid over the canvas (the legend...) that labels must not go under
+  constructor(canvas, { seconds = 10, clock, avoid = [] }) {
     this.canvas = canvas;
+    this.avoid = avoid;
     this.g = canvas.getContext("2d");
     this.seconds = seconds;
     this.clock = clock;
     this.notes = [];
     this.marks = []; // {time, label, who}
     this.counts = { player: 0, amadeus: 0 }; // notes drawn so far
+    this.placed = { labels: [], pitches: [], avoided: [] }; // {x, y, w, h} boxes, last frame
     this.low = 48;
     this.high = 84;
     const css = getComputedStyle(document.documentElement);
@@ -72,7 +83,7 @@ export class Roll {
 
   draw(now) {
     const { g, width: w, height: h } = this;
-    const gutter = 34; // pitch names on the left
+    const gutter = GUTTER;
     const present = w - 28;
     const pps = (present - gutter) / this.seconds; // pixels per second
     const x = (t) => present - (now - t) * pps;
@@ -108,6 +119,7 @@ export class Roll {
     // Black-key lanes and the Cs, named.
     g.font = "11px system-ui, sans-serif";
     g.textBaseline = "middle";
+    const pitches = [];
     for (let p = Math.floor(this.low); p <= Math.ceil(this.high); p++) {
       const pc = p % 12;
       if ([1, 3, 6, 8, 10].includes(pc)) {
@@ -117,29 +129,29 @@ export class Roll {
       if (pc === 0) {
         g.fillStyle = this.colors.grid;
         g.fillRect(gutter, y(p) + row - 1, w - gutter, 1);
+        const name = { x: 4, y: y(p) + row / 2 - 7, w: g.measureText(noteName(p)).width, h: 14 };
+        if (name.y < 0 || name.y + name.h > h) continue; // half a name at an edge: none
         g.fillStyle = this.colors.text;
         g.fillText(noteName(p), 4, y(p) + row / 2);
+        pitches.push(name);
       }
     }
     // Seconds, scrolling by.
     g.fillStyle = this.colors.grid;
     for (let s = Math.ceil(now - this.seconds); s <= now; s++) g.fillRect(x(s), 0, 1, h);
 
-    // Hand-overs and cuts.
+    // Hand-overs and cuts: the lines (not into the pitch names' gutter).
+    const marks = this.marks.filter((m) => m.time <= now && x(m.time) >= gutter);
     g.save();
     g.setLineDash([4, 4]);
-    for (const m of this.marks) {
-      if (m.time > now) continue;
-      const mx = x(m.time);
+    g.globalAlpha = 0.7;
+    for (const m of marks) {
+      const mx = Math.round(x(m.time)) + 0.5;
       g.strokeStyle = this.colors[m.who] || this.colors.text;
-      g.globalAlpha = 0.7;
       g.beginPath();
-      g.moveTo(mx + 0.5, 0);
-      g.lineTo(mx + 0.5, h);
+      g.moveTo(mx, 0);
+      g.lineTo(mx, h);
       g.stroke();
-      g.globalAlpha = 1;
-      g.fillStyle = this.colors[m.who] || this.colors.text;
-      g.fillText(m.label, mx + 5, 10);
     }
     g.restore();
 
@@ -162,8 +174,52 @@ export class Roll {
     g.globalAlpha = 1;
     g.fillStyle = this.colors.now;
     g.fillRect(present, 0, 1.5, h);
+
+    // The marks' labels, over the notes, the newest first: it is the one that matters now.
+    const avoided = marks.length ? this.overlays() : [];
+    const labels = [];
+    for (const m of [...marks].reverse()) {
+      const box = this.placeLabel(x(m.time), g.measureText(m.label).width + 8, [
+        ...pitches,
+        ...avoided,
+        ...labels,
+      ]);
+      if (!box) continue; // no room: better no label than one over another
+      labels.push({ ...box, label: m.label });
+      g.fillStyle = "rgba(14, 17, 23, 0.8)";
+      roundRect(g, box.x, box.y, box.w, box.h, 4);
+      g.fillStyle = this.colors[m.who] || this.colors.text;
+      g.fillText(m.label, box.x + 4, box.y + box.h / 2 + 0.5);
+    }
+    this.placed = { labels, pitches, avoided };
+  }
+
+  // A label's box beside its line at `mx`: right of it, else left, in the first row with room.
+  placeLabel(mx, width, taken) {
+    for (let r = 0; r < LABEL_ROWS; r++) {
+      const y = 3 + r * (LABEL_HEIGHT + 2);
+      for (const x of [mx + 4, mx - 4 - width]) {
+        const box = { x, y, w: width, h: LABEL_HEIGHT };
+        const inside = x >= GUTTER + 2 && x + width <= this.width - 2 && y + box.h <= this.height;
+        if (inside && !taken.some((t) => overlap(box, t))) return box;
+      }
+    }
+    return null;
+  }
+
+  // The boxes of the elements laid over the canvas, in its pixels.
+  overlays() {
+    const c = this.canvas.getBoundingClientRect();
+    return this.avoid
+      .filter((el) => el.offsetParent !== null && el.textContent.trim())
+      .map((el) => {
+        const r = el.getBoundingClientRect();
+        return { x: r.left - c.left, y: r.top - c.top, w: r.width, h: r.height };
+      });
   }
 }
+
+const overlap = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
 
 function roundRect(g, x, y, w, h, r) {
   r = Math.min(r, w / 2, h / 2);

@@ -6,6 +6,22 @@
 
 export const now = () => performance.now() / 1000;
 
+// Close codes after which retrying cannot help (amadeus/live/server.py, connection.py).
+const FINAL = {
+  1008: "refused by the server: another site's page",
+  1013: "server busy",
+  4000: "closed: idle, or no hello in time (reload to play again)",
+  4003: "refused: open the address play.py printed",
+};
+
+// The page's own address may carry the secret play.py made for this run (network mode); the
+// WebSocket must carry it too.
+export function socketUrl(location) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const token = new URLSearchParams(location.search).get("token");
+  return `${scheme}://${location.host}/ws` + (token ? `?token=${encodeURIComponent(token)}` : "");
+}
+
 const CLOCK_EVERY_MS = 10000; // a "clock" message now and then keeps the server's offset fresh
 
 export class Socket extends EventTarget {
@@ -55,9 +71,10 @@ export class Socket extends EventTarget {
     ws.addEventListener("close", (e) => {
       clearInterval(this.clockTimer);
       this.ws = null;
-      // 1008: refused (another origin); 1013: the server is busy. Neither gets better by itself.
-      if (this.stopRetrying || e.code === 1008 || e.code === 1013) {
-        this.setState("closed", e.code === 1008 ? "refused by the server" : "server busy");
+      // None of these gets better by retrying: say why, and stop.
+      const final = FINAL[e.code] ?? (this.stopRetrying ? "server busy" : null);
+      if (final) {
+        this.setState("closed", e.code >= 4000 && e.reason ? e.reason : final);
         return;
       }
       this.retryLater();
