@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Measures how good a model is and writes FOLDER/report.md with figures: likelihood of the
 session's validation files (fp32, and int8 against it), music sampled with generate.py's defaults
-against the real music feature by feature, and adherence to controls."""
+against the real music feature by feature, adherence to controls, and (--answers N) the live
+engine's answers against what the composer wrote next."""
 
 import argparse
 import shlex
@@ -9,7 +10,11 @@ import sys
 from pathlib import Path
 
 from amadeus import cli
-from amadeus.evaluation.run import EvaluateOptions, evaluate
+from amadeus.evaluation.run import Answering, EvaluateOptions, evaluate
+from amadeus.generate.loaded import load
+from amadeus.live.connection import TICK_SECONDS
+from amadeus.live.instrument import Instrument
+from amadeus.live.settings import LiveSettings
 
 
 def parse_args() -> EvaluateOptions:
@@ -49,6 +54,14 @@ def parse_args() -> EvaluateOptions:
         metavar="FOLDER",
         help="receives report.md and the figures (default output/evaluation/<session name>)",
     )
+    p.add_argument(
+        "--answers",
+        type=cli.count,
+        default=d.answers,
+        metavar="N",
+        help="also play N phrases of the validation files into the live engine and measure its "
+        "answers against what the composer wrote next (default 0: none)",
+    )
     cli.add_seed(p, d.seed, "the generated pieces: the same seed, the same report")
     cli.add_device(p)
     cli.add_quiet(p)
@@ -56,7 +69,20 @@ def parse_args() -> EvaluateOptions:
 
 
 def main() -> None:
-    evaluate(parse_args(), shlex.join(["python3", *sys.argv]))
+    o = parse_args()
+    evaluate(
+        o, shlex.join(["python3", *sys.argv]), answering=answering(o.session) if o.answers else None
+    )
+
+
+def answering(session: Path) -> Answering:
+    """The live engine as play.py runs it, on the model being evaluated."""
+    instrument = Instrument(load(session))
+
+    def engines(conditioning: bool, seed: int):
+        return instrument.engine(LiveSettings(conditioning=conditioning), seed)
+
+    return Answering(engines, TICK_SECONDS)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,18 @@ def test_evaluate_writes_a_report_with_figures(trained):
         assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_evaluate_measures_answers_when_asked(trained):
+    tmp, _ = trained
+    out = tmp / "answers"
+    done = run_evaluate("-s", tmp / "m.sess", "--samples", 0, "--answers", 2, "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert "overall distance" in done.stdout and "targets (conditioned):" in done.stdout
+    report = (out / "report.md").read_text()
+    assert "## Answers measured as answers" in report
+    assert "| feature | composer | conditioned | unconditioned | naive |" in report
+    assert "| in-key share (%) |" in report and "| 100 |" in report  # the velocity study
+
+
 @pytest.mark.parametrize(
     "args, reason",
     [

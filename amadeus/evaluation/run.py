@@ -19,7 +19,7 @@ from amadeus.atomic import writable_folder, write_bytes
 from amadeus.data.codec import EventCodec
 from amadeus.data.dataset import DEFAULT_VAL_FRACTION, Piece, load_split
 from amadeus.errors import DatasetError, UsageError
-from amadeus.evaluation import adherence, figures
+from amadeus.evaluation import adherence, answers, figures
 from amadeus.evaluation import features as ft
 from amadeus.evaluation.likelihood import piece_likelihood
 from amadeus.evaluation.report import Generated, headline, markdown
@@ -38,6 +38,7 @@ class EvaluateOptions:
     int8: Path | None = None  # an .int8.sess of the same model, compared with it
     stats_file: Path | None = None  # or statistics to quantize it on the fly
     samples: int = 16  # pieces generated with generate.py's defaults (0: likelihood only)
+    answers: int = 0  # phrases answered by the live engine (0: none; needs `Answering`)
     length: int = 1000  # events per generated piece
     output: Path | None = None  # None: output/evaluation/<session name>
     seed: int = 0
@@ -45,8 +46,20 @@ class EvaluateOptions:
     quiet: bool = False
 
 
-def evaluate(o: EvaluateOptions, command: str, log=print) -> Path:
-    """Writes the report and its figures; returns the report's path."""
+@dataclass(frozen=True)
+class Answering:
+    """How to have phrases answered as play.py answers them: the live engine comes from the
+    live stage, above this one, so the caller hands it in."""
+
+    engines: answers.Engines  # (conditioning, seed) -> a fresh engine for the opened model
+    tick: float  # seconds between the server's ticks
+
+
+def evaluate(
+    o: EvaluateOptions, command: str, log=print, answering: Answering | None = None
+) -> Path:
+    """Writes the report and its figures; returns the report's path. With `answering` and
+    o.answers, the report also measures answers against the composer's continuation."""
     began = time.monotonic()
     device = resolve_device(o.device)
     loaded = load(o.session)
@@ -70,14 +83,28 @@ def evaluate(o: EvaluateOptions, command: str, log=print) -> Path:
         adhering = _adherence(loaded, model, codec, validation, generated.rows, o, device)
         _figures(generated, codec, validation, folder)
     lines = headline(likelihoods, generated, adhering, len(validation), o)
-    for line in lines:
+    answered = _answered(o, validation, codec, answering)
+    for line in lines + (answers.lines(answered) if answered else []):
         log(line)
     text = markdown(
         lines, likelihoods, generated, adhering, loaded, o, dataset, command, began, len(validation)
     )
+    if answered is not None:
+        text += "\n".join(answers.answers_markdown(answered)) + "\n"
     write_bytes(folder / "report.md", text.encode())
     log(f"report: {folder / 'report.md'} ({time.monotonic() - began:.0f} s)")
     return folder / "report.md"
+
+
+def _answered(
+    o: EvaluateOptions, validation: list[Piece], codec: EventCodec, answering: Answering | None
+) -> answers.Answers | None:
+    if not o.answers:
+        return None
+    if answering is None:
+        raise UsageError("--answers needs the live engine: run evaluate.py")
+    pieces = [codec.decode(piece.tokens) for piece in validation]
+    return answers.measure(pieces, answering.engines, answering.tick, o.answers, o.seed)
 
 
 def _figures(generated: Generated, codec: EventCodec, validation: list[Piece], folder: Path):
