@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from amadeus import cli  # noqa: E402
 from amadeus.atomic import write_bytes  # noqa: E402
 from amadeus.data.codec import EventCodec  # noqa: E402
-from amadeus.data.dataset import data_files, load_pieces, split_by_file  # noqa: E402
+from amadeus.data.dataset import DataRecord, data_files, load_pieces, split_by_file  # noqa: E402
+from amadeus.data.dynamics import recorded  # noqa: E402
 from amadeus.evaluation.likelihood import piece_likelihood  # noqa: E402
 from amadeus.generate.loaded import load  # noqa: E402
 from amadeus.model.session import Session  # noqa: E402
@@ -40,6 +42,7 @@ def main() -> None:
     args = p.parse_args()
     trained = Session.load(args.session)
     trained.optimizer_state, trained.rng = None, None  # weights only: a quarter of the size
+    trained.data = with_loudness(trained.data, args.dataset)
     trained.save(MODELS / "bach.sess")
     quantize(
         QuantizeOptions(
@@ -62,6 +65,16 @@ def main() -> None:
     }
     write_bytes(MODELS / "bach.json", (json.dumps(out, indent=1) + "\n").encode())
     print(json.dumps({k: v for k, v in out.items() if k != "validation_files"}))
+
+
+def with_loudness(record: DataRecord, dataset: Path | None) -> DataRecord:
+    """The record with the training notes' range of velocities, for a session trained before
+    sessions recorded it (the live engine maps a player's velocities into it)."""
+    if record.velocities is not None:
+        return record
+    codec = record.settings.codec
+    train, _ = split_by_file(data_files(dataset or record.folder()), record.val_fraction)
+    return replace(record, velocities=recorded(load_pieces(train, codec), EventCodec(codec)))
 
 
 if __name__ == "__main__":

@@ -239,7 +239,7 @@ def test_the_session_records_how_its_data_was_cut_and_made(tmp_path):
     assert longest == pytest.approx(0.2, abs=EventCodec("prnn").shift_seconds[0])
     data = str(tmp_path / "data")
     want = DataRecord(data, 32, 8, 0.2, settings=Settings(), longest_note=longest)
-    want = dataclasses.replace(want, dataset_resolved=data)
+    want = dataclasses.replace(want, dataset_resolved=data, velocities=(80.0, 80.0))  # all 80
     assert record == want
 
 

@@ -176,6 +176,7 @@ class DataRecord:
     settings: Settings = Settings()  # how MIDI became events (the .data headers)
     longest_note: float | None = None  # seconds: the longest note of the training files
     dataset_resolved: str | None = None  # the same folder as an absolute path (None: older file)
+    velocities: tuple[float, float] | None = None  # the training notes' loudness (data.dynamics)
 
     def folder(self) -> Path:
         """The dataset folder from wherever a tool runs: the absolute path train.py saw, else the
@@ -220,6 +221,11 @@ class DataRecord:
             )
         if s.codec not in PRESETS:
             raise ValueError(f"data record: unknown codec {s.codec!r}")
+        loudness = self.velocities
+        if loudness is not None and not (
+            len(loudness) == 2 and all(isinstance(v, (int, float)) for v in loudness)
+        ):
+            raise ValueError("data record: velocities is (low, high)")
 
 
 class Windows:

@@ -11,7 +11,10 @@ import numpy as np
 from amadeus.data import controls as ctl
 from amadeus.data.codec import EventCodec
 from amadeus.data.dataset import Piece, Settings, data_files, read_data
-from amadeus.data.encoding import encode_file
+from amadeus.data.dynamics import Dynamics
+from amadeus.data.encoding import encode_notes
+from amadeus.data.midi import read
+from amadeus.data.notes import Notes
 from amadeus.errors import UsageError
 
 DEFAULT_LENGTH = 1000  # events, when neither -l nor a control sequence says otherwise
@@ -77,11 +80,20 @@ def resolve_length(max_length: int | None, controls: np.ndarray | None) -> int:
 
 
 def read_primer(
-    path: Path, codec: EventCodec, settings: Settings, seconds: float | None = None
+    path: Path,
+    codec: EventCodec,
+    settings: Settings,
+    seconds: float | None = None,
+    dynamics: Dynamics | None = None,
 ) -> Piece:
-    """A phrase to continue, encoded with the settings of the model's training data; with
-    `seconds`, only the events of its first `seconds`."""
-    piece = encode_file(path, codec, settings)
+    """A phrase to continue, encoded with the settings of the model's training data (its
+    velocities mapped into the loudness the model knows, with `dynamics`); with `seconds`, only
+    the events of its first `seconds`."""
+    notes = read(path, sustain=settings.sustain)
+    if dynamics is not None:
+        loudness = [dynamics.to_model(v) for v in notes.velocity.tolist()]
+        notes = Notes(notes.start, notes.end, notes.pitch, np.array(loudness, dtype=np.int16))
+    piece = encode_notes(notes, codec, settings, str(path))
     if seconds is not None:
         keep = codec.event_times(piece.tokens) < seconds  # a prefix: times never go back
         piece = Piece(piece.tokens[keep], piece.controls[keep], piece.codec, piece.meta)

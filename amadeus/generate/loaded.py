@@ -19,6 +19,7 @@ from typing import Any
 
 from amadeus.data.codec import EventCodec
 from amadeus.data.dataset import DataRecord, Settings
+from amadeus.data.dynamics import Dynamics
 from amadeus.errors import SessionError, UsageError
 from amadeus.generate.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingRules
 from amadeus.model.session import Session, build_model, read_checkpoint
@@ -47,6 +48,12 @@ class Loaded:
         """How the model's training data was encoded: the session's record, or (for sessions
         that predate it) preprocess.py's defaults for its codec."""
         return self.data.settings if self.data else Settings(self.codec)
+
+    @property
+    def dynamics(self) -> Dynamics | None:
+        """The loudness the model knows (None for sessions that predate the record)."""
+        velocities = self.data.velocities if self.data else None
+        return None if velocities is None else Dynamics(*velocities)
 
     @property
     def longest_note(self) -> float | None:

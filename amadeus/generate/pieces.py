@@ -13,7 +13,6 @@ from amadeus.atomic import writable_folder
 from amadeus.data import controls as ctl
 from amadeus.data import midi, render
 from amadeus.data.codec import EventCodec
-from amadeus.data.dataset import Settings
 from amadeus.errors import UsageError
 from amadeus.generate.inputs import load_controls, read_primer, resolve_length
 from amadeus.generate.loaded import Loaded, check_codec
@@ -59,7 +58,7 @@ def run(loaded: Loaded, o: GenerateOptions) -> list[Path]:
     codec = check_codec(loaded, o.codec)
     model = loaded.model.to(device)
     rng = np.random.default_rng(o.seed)
-    controls, steps, primer, fluidsynth = _inputs(codec, loaded.encoding, o, rng)
+    controls, steps, primer, fluidsynth = _inputs(codec, loaded, o, rng)
     stepper = make_stepper(model, device)
     init = initial_noise(o.batch_size, model.config.init_dim, rng, o.init_zero)
     # The primer is fed with its own controls, as in training, when the generation has some.
@@ -94,7 +93,7 @@ def next_free_number(folder: Path, stem: str) -> int:
     return max(numbers, default=-1) + 1
 
 
-def _inputs(codec: EventCodec, settings: Settings, o: GenerateOptions, rng: np.random.Generator):
+def _inputs(codec: EventCodec, loaded: Loaded, o: GenerateOptions, rng: np.random.Generator):
     """(controls [steps, C] or None, steps, primer Piece or None, FluidSynth tools or None):
     every check a user can fail, before the first step."""
     if not 0 <= o.beam_size <= codec.size:
@@ -102,7 +101,10 @@ def _inputs(codec: EventCodec, settings: Settings, o: GenerateOptions, rng: np.r
     fluidsynth = render.find_fluidsynth() if o.wav else None
     controls, about = load_controls(o.control, rng) if o.control else (None, "none")
     steps = resolve_length(o.max_length, controls)
-    primer = read_primer(o.primer, codec, settings, o.primer_seconds) if o.primer else None
+    primer = None
+    if o.primer:
+        settings, dynamics = loaded.encoding, loaded.dynamics
+        primer = read_primer(o.primer, codec, settings, o.primer_seconds, dynamics)
     writable_folder(o.output_dir)
     print(f"controls: {about}")
     if primer is not None:

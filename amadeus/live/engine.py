@@ -24,6 +24,7 @@ import numpy as np
 from amadeus.data import controls as ctl
 from amadeus.data.codec import EventCodec
 from amadeus.data.dataset import Settings
+from amadeus.data.dynamics import Dynamics
 from amadeus.data.midi import SUSTAIN
 from amadeus.generate.sampling import Sampler, SamplingRules
 from amadeus.live.phrase import Phrase
@@ -93,6 +94,7 @@ class Answer:
     length: float  # seconds before it stops starting notes
     control: np.ndarray | None  # [1, C] held control, or None
     start: Snapshot  # before the answer: for again and undo
+    loudness: float | None = None  # the phrase's mean velocity as played (None: no phrase)
     answer: int = 0
     take: int = 0
     history: list[tuple[float, Snapshot]] = field(default_factory=list)  # (time, after a token)
@@ -120,7 +122,10 @@ class Engine:
         live: LiveSettings,
         rules: SamplingRules,  # the model's own (its note limit); the settings pick the rest
         seed: int = 0,
+        dynamics: Dynamics | None = None,  # the loudness the model knows (None: as played)
     ):
+        self.dynamics = dynamics
+        self.played: list[int] = []  # the velocities of the phrase being played
         self.stepper, self.codec, self.encoding = stepper, codec, encoding
         self.live, self.model_rules = live, rules
         self.rng = np.random.default_rng(seed)
@@ -156,8 +161,10 @@ class Engine:
         out = self._stop(time) if self.answering else []
         if self.phrase is None:
             origin = time if self.heard_until is None else self.heard_until
-            self.phrase = Phrase(self.codec, self.encoding, origin)
-        self.phrase.press(time, pitch, velocity)
+            self.phrase, self.played = Phrase(self.codec, self.encoding, origin), []
+        heard = velocity if self.dynamics is None else self.dynamics.to_model(velocity)
+        self.phrase.press(time, pitch, heard)
+        self.played.append(velocity)
         self.record.player_on(time, pitch, velocity)
         return out + self._hear_phrase()
 
@@ -193,6 +200,7 @@ class Engine:
             self.live.answer_seconds or self._as_long_as(phrase),
             self._control_of(phrase),
             self._snapshot(),
+            loudness=float(np.mean(self.played)) if phrase is not None else None,
         )
         return self._begin(answer, again=False)
 
@@ -202,7 +210,9 @@ class Engine:
         if previous is None:
             return out
         origin = time + self.live.start_delay
-        answer = Answer(time, origin, previous.length, previous.control, previous.start)
+        answer = Answer(
+            time, origin, previous.length, previous.control, previous.start, previous.loudness
+        )
         return out + self._begin(answer, again=True)
 
     def undo(self, time: float) -> list:
@@ -288,6 +298,7 @@ class Engine:
     def _begin(self, answer: Answer, again: bool) -> list:
         answer.take = self.record.new_take(again)
         answer.answer, answer.called = self.record.answers, self.called[1]
+        answer.velocity = self._loud(answer, answer.velocity)
         self.answer = answer
         self.sampler.state.closing = False
         # No note of the answer may outlast it by more than the release.
@@ -324,7 +335,7 @@ class Engine:
         out = [self._emit(a, min(end, cap), pitch0 + p, 0) for _, p, end in expired]
         kind, value = self.codec.token_kind[token], int(self.codec.token_value[token])
         if kind == "velocity":
-            a.velocity = int(self.codec.velocity_values[value])
+            a.velocity = self._loud(a, int(self.codec.velocity_values[value]))
         elif kind in ("note_on", "note_off"):
             velocity = a.velocity if kind == "note_on" else 0
             moment = min(self.sampler.state.now[0], cap)  # a long time shift may overshoot it
@@ -339,6 +350,12 @@ class Engine:
     def _last_moment(self, a: Answer) -> float:
         """Model time by which every note of the answer has ended: its length and release."""
         return a.start.now + a.length + self.live.release
+
+    def _loud(self, a: Answer, velocity: int) -> int:
+        """The model's velocity on the player's scale: a soft phrase gets a soft answer."""
+        if self.dynamics is None or a.loudness is None:
+            return velocity
+        return self.dynamics.to_player(velocity, a.loudness)
 
     def _release(self, a: Answer) -> list:
         """The answer's release is over: its notes still sounding end then, as the model hears."""

@@ -22,5 +22,12 @@ class Instrument:
         loaded = self.loaded
         init_dim = loaded.model.config.init_dim
         return Engine(
-            self.stepper, loaded.events, loaded.encoding, init_dim, settings, loaded.rules(), seed
+            self.stepper,
+            loaded.events,
+            loaded.encoding,
+            init_dim,
+            settings,
+            loaded.rules(),
+            seed,
+            loaded.dynamics,
         )

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from amadeus.atomic import writable_folder
-from amadeus.data import augment
+from amadeus.data import augment, dynamics
 from amadeus.data import controls as ctl
 from amadeus.data.codec import EventCodec
 from amadeus.data.dataset import DataRecord, Split, Windows, load_split, longest_note
@@ -173,6 +173,7 @@ def _data_record(options: TrainOptions, split: Split, codec: EventCodec) -> Data
         settings=split.settings,
         longest_note=longest_note(split.train, codec),
         dataset_resolved=str(options.dataset.resolve()),  # found from any folder later
+        velocities=dynamics.recorded(split.train, codec),  # a player's loudness is mapped in
     )
 
 
