@@ -296,3 +296,22 @@ def test_an_answer_ends_within_its_release(stepper):
     ends = [o.time for o in out if isinstance(o, NoteEvent) and o.velocity == 0]
     assert ends and max(ends) <= origin + 2.3 + 1e-6  # 2 s, then at most 0.3 s of release
     assert e.sampler.rules.max_note_seconds == 3.0  # the model's own limit again after it
+
+
+def test_the_note_limit_fits_the_answer_while_it_plays(stepper):
+    e = engine(stepper, answer_seconds=1.0, release=0.5)
+    e.note_on(0.0, 60, 80)
+    e.handover(0.5)
+    assert e.answering or e.last is not None
+    if e.answering:  # the performance state ends notes at the answer's length and release
+        assert e.sampler.state.rules.max_note_seconds == e.sampler.rules.max_note_seconds == 1.5
+    answer_to_end(e, 0.5)
+    assert e.sampler.state.rules.max_note_seconds == 3.0  # the model's own limit again
+
+
+def test_undo_after_a_moved_answer_keeps_the_next_phrase_in_time(stepper):
+    e = engine(SlowStepper(stepper, 0.03), answer_seconds=0.5, release=0.2, lookahead=0.2)
+    planned_notes(e, 10.0)  # an answer whose timeline moved
+    assert e.last.delay > 0
+    e.undo(20.0)
+    assert e.heard_until == pytest.approx(10.0 + e.live.start_delay)  # where the model was

@@ -305,3 +305,21 @@ def test_an_idle_session_is_closed_and_frees_its_seat(model, tmp_path, monkeypat
             assert closed.value.code == 4000 and "idle" in closed.value.reason
         with c.websocket_connect("/ws", headers=PAGE) as ws:
             assert hello(ws)["type"] == "welcome"
+
+
+def test_a_late_hello_or_a_clock_that_really_moved_is_re_anchored(model, tmp_path, monkeypatch):
+    """The hello came 2 s late, so the page's clock reads 2 s ahead of the server's estimate:
+    its events are refused until two clock readings agree, then the session plays on."""
+    monkeypatch.setattr(protocol, "LIMITS", REAL)
+    with client(model, tmp_path) as c, c.websocket_connect("/ws", headers=PAGE) as ws:
+        start = time.monotonic()
+        ws.send_text(json.dumps({"type": "hello", "protocol": 1, "time": 100.0}))
+        ws.receive_json()
+        now = lambda: 102.0 + time.monotonic() - start  # noqa: E731  (2 s ahead of the hello)
+        send(ws, "note_on", now(), pitch=60, velocity=80)
+        assert "ahead of your clock" in ws.receive_json()["message"]
+        send(ws, "clock", now())
+        assert "ahead of your clock" in ws.receive_json()["message"]  # one reading: refused
+        send(ws, "clock", now())  # a second that agrees: re-anchored (nothing to answer)
+        send(ws, "settings", now(), silence=0.5)
+        assert ws.receive_json()["settings"]["silence"] == 0.5

@@ -34,6 +34,7 @@ class Connection:
         self.tokens, self.refilled = float(protocol.LIMITS.burst), time.monotonic()
         self.played = time.monotonic()  # when the client last played (idle connections close)
         self.lags: deque[tuple[float, float]] = deque()  # (when, seconds late) of late arrivals
+        self.jump: float | None = None  # a clock reading beyond the tolerance, not yet confirmed
 
     def now(self) -> float:
         """The client's clock, as well as we know it."""
@@ -73,6 +74,8 @@ class Connection:
                 raise protocol.ProtocolError(f"{kind}: say hello first")
             self.offset = message["time"] - now
         offset = message["time"] - now
+        if self._reanchored(kind, offset):
+            return
         if offset > self.offset + limits.clock_ahead:
             raise protocol.ProtocolError(
                 f"{kind}: time {message['time']:.3f} is {offset - self.offset:.1f} s ahead of "
@@ -94,6 +97,21 @@ class Connection:
         self._lagged(self.offset - offset)  # how late this one came
         if kind in protocol.PLAYING:
             self.played = now
+
+    def _reanchored(self, kind: str, offset: float) -> bool:
+        """A client clock that really moved (a laptop that slept, a hello that came late): two
+        `clock` readings in a row that agree with each other, beyond the tolerance, re-anchor the
+        estimate. One reading alone is refused (or, behind, taken as lag) as before."""
+        tolerance = protocol.LIMITS.clock_ahead
+        if kind != "clock" or abs(offset - self.offset) <= tolerance:
+            self.jump = None
+            return False
+        if self.jump is None or abs(offset - self.jump) > tolerance:
+            self.jump = offset
+            return False
+        self.offset, self.jump, self.latest = offset, None, -float("inf")
+        self.lags.clear()
+        return True
 
     def heard(self) -> float:
         """The client's time up to which its events have surely arrived: now, less the longest

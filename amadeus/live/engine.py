@@ -16,6 +16,7 @@ it; `undo` returns to that state.
 from __future__ import annotations
 
 import time as wall
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -125,6 +126,7 @@ class Engine:
         dynamics: Dynamics | None = None,  # the loudness the model knows (None: as played)
     ):
         self.dynamics = dynamics
+        self.clock: Callable[[], float] | None = None  # the caller's clock, where it has one
         self.played: list[int] = []  # the velocities of the phrase being played
         self.stepper, self.codec, self.encoding = stepper, codec, encoding
         self.live, self.model_rules = live, rules
@@ -145,10 +147,14 @@ class Engine:
     def _rules(self) -> SamplingRules:
         return replace(self.model_rules, temperature=self.live.temperature, top_p=self.live.top_p)
 
+    def _use(self, rules: SamplingRules) -> None:
+        """The rules drawing and the performance state's note limit both follow."""
+        self.sampler.rules = self.sampler.state.rules = rules
+
     def configure(self, **changes: Any) -> None:
         """New settings (LiveSettings' fields) for what follows."""
         self.live = replace(self.live, **changes)
-        self.sampler.rules = self._rules()
+        self._use(self._rules())
 
     @property
     def answering(self) -> bool:
@@ -220,7 +226,7 @@ class Engine:
         previous, out = self._back_before_last(time)
         if previous is not None:
             self.record.drop()
-            self.heard_until, self.last = previous.origin, None
+            self.heard_until, self.last = previous.origin - previous.delay, None  # as planned
         return out
 
     def _back_before_last(self, time: float) -> tuple[Answer | None, list]:
@@ -291,19 +297,24 @@ class Engine:
         self.called = (time, wall.perf_counter())
 
     def _now(self) -> float:
-        """The caller's clock now: its time at the call, plus the wall time spent since."""
+        """The caller's clock now: its own reading where it gives one (a server's estimate of
+        the client's clock: an event's time is when it was sent, not now), else its time at the
+        call plus the wall time spent since."""
+        if self.clock is not None:
+            return self.clock()
         time, began = self.called
         return time + wall.perf_counter() - began
 
     def _begin(self, answer: Answer, again: bool) -> list:
         answer.take = self.record.new_take(again)
         answer.answer, answer.called = self.record.answers, self.called[1]
-        answer.velocity = self._loud(answer, answer.velocity)
+        if self.dynamics is not None and self.dynamics.flat:  # before the model's first VELOCITY
+            answer.velocity = self._loud(answer, answer.velocity)
         self.answer = answer
         self.sampler.state.closing = False
         # No note of the answer may outlast it by more than the release.
         limit = min(self.model_rules.max_note_seconds or np.inf, answer.length + self.live.release)
-        self.sampler.rules = replace(self._rules(), max_note_seconds=limit)
+        self._use(replace(self._rules(), max_note_seconds=limit))
         return self._stream(until=None)
 
     def _stream(self, until: float | None) -> list:
@@ -323,8 +334,9 @@ class Engine:
                 return out + self._end()
             logits, self.hidden = self.stepper.step(self.event, self.hidden, a.control)
             self.event = self.sampler.draw(logits, self.rng)
-            a.history.append((a.at(state.now[0]), self._snapshot()))
-            out += self._sounded(a, int(self.event[0]))
+            snapshot = self._snapshot()
+            out += self._sounded(a, int(self.event[0]))  # (may move the timeline)
+            a.history.append((a.at(state.now[0]), snapshot))
         return out
 
     def _sounded(self, a: Answer, token: int) -> list:
@@ -353,9 +365,9 @@ class Engine:
 
     def _loud(self, a: Answer, velocity: int) -> int:
         """The model's velocity on the player's scale: a soft phrase gets a soft answer."""
-        if self.dynamics is None or a.loudness is None:
+        if self.dynamics is None or (self.dynamics.flat and a.loudness is None):
             return velocity
-        return self.dynamics.to_player(velocity, a.loudness)
+        return self.dynamics.to_player(velocity, a.loudness or 0.0)
 
     def _release(self, a: Answer) -> list:
         """The answer's release is over: its notes still sounding end then, as the model hears."""
@@ -388,7 +400,7 @@ class Engine:
     def _end(self) -> list:
         a = self.answer
         self.answer, self.last = None, a
-        self.sampler.rules = self._rules()
+        self._use(self._rules())
         self.heard_until = a.at(self.sampler.state.now[0])
         a.history.clear()
         return [AnswerEnded(a.answer, a.take, self.heard_until, a.notes)]
@@ -397,15 +409,16 @@ class Engine:
         """Cuts the answer at `time`: back to the state after its last token at or before it,
         then its sounding notes end there, as the model hears them."""
         a = self.answer
-        kept = [snapshot for t, snapshot in a.history if t <= time]
-        self._restore(kept[-1] if kept else a.start)
+        kept = [(t, snapshot) for t, snapshot in a.history if t <= time]
+        at, snapshot = kept[-1] if kept else (a.origin - a.delay, a.start)  # as the model knew it
+        self._restore(snapshot)
         self.record.cut(time)
         sounding = np.flatnonzero(np.isfinite(self.sampler.state.onset[0]))
-        pause = max(time - a.at(self.sampler.state.now[0]), 0.0)
+        pause = max(time - at, 0.0)
         offs = [self.codec.ranges["note_off"].start + int(p) for p in sounding]
         self._feed(np.array(self.codec.shifts_for(pause) + offs, dtype=np.int64), a.control)
         self.answer, self.last, self.heard_until = None, a, time
-        self.sampler.rules = self._rules()
+        self._use(self._rules())
         a.history.clear()
         return [Stopped(time)]
 

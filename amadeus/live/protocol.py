@@ -15,7 +15,7 @@ Client to server ("type", then the fields):
     again     time                                     a new take of the last answer
     undo      time                                     drop the last answer
     settings  time, and any of: answer_seconds (number, or null: as long as the phrase),
-              temperature, silence (seconds), conditioning (true/false)
+              temperature, silence (seconds), conditioning (true/false), release (seconds)
     export    time                                     the session as a MIDI file
     clock     time                                     nothing but the time (keeps the offset)
 
@@ -29,7 +29,7 @@ Server to client:
     stopped     time          the answer was cut: drop its events after `time`, end its notes
     settings    settings {...}                          the settings now in force
     export      filename, midi (base64)
-    delayed     answer, ms    the machine was busy: the answer's notes from here on come `ms`
+    delayed     answer, take, ms   the machine was busy: the answer's notes from here on come `ms`
                 later than planned, keeping their spacing (none is sent after its time)
     error       message       the message was refused; the session goes on
 
@@ -39,7 +39,9 @@ What the server holds a client to (`Limits`, sent in "welcome"): the size and ra
 the length of a phrase, and its clock. The server estimates the client's clock from the least
 delayed message so far; an event dated more than `clock_ahead` seconds after that estimate, or
 more than `clock_behind` before it, is refused, and so is a clock that jumps ahead by more than
-`clock_ahead`: a client cannot push the session into the future or the distant past. A
+`clock_ahead`: a client cannot push the session into the future or the distant past. Two
+`clock` readings in a row that agree, beyond the tolerance, re-anchor the estimate (a clock that
+really moved: a laptop that slept). A
 connection that says no hello within `hello_seconds` is closed, and so is one that plays nothing
 (no key, pedal or button) for `idle_seconds`, with code 4000 and the reason in its close frame.
 Binary frames, deep nesting and numbers beyond a float are refused like any bad message.

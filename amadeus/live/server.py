@@ -69,7 +69,7 @@ async def _converse(ws: WebSocket, connection: Connection) -> None:
             try:
                 left = max(deadline - time.monotonic(), 0.0)
                 frame = await asyncio.wait_for(ws.receive(), timeout=left)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # (TimeoutError itself from Python 3.11 on)
                 await ws.close(code=IDLE, reason=f"no hello within {hello:g} s")
                 return
         else:
@@ -112,6 +112,7 @@ def create_app(instrument: Instrument, options: ServerOptions) -> Starlette:
         sessions.add(key)
         engine = instrument.engine(options.live, seed=options.seed + len(sessions))
         connection = Connection(ws, engine, welcome)
+        engine.clock = connection.now  # lateness is judged on the client's clock as it is now
         ticker = asyncio.create_task(connection.ticks())
         try:
             await _converse(ws, connection)

@@ -265,6 +265,7 @@ function delayed({ answer, take, ms }) {
 }
 
 function welcome(m) {
+  delays.clear(); // a new session numbers its answers from 1 again
   const model = m.model || {};
   const parts = [
     model.name,
