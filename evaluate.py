@@ -12,9 +12,7 @@ from pathlib import Path
 from amadeus import cli
 from amadeus.evaluation.run import Answering, EvaluateOptions, evaluate
 from amadeus.generate.loaded import load
-from amadeus.live.connection import TICK_SECONDS
 from amadeus.live.instrument import Instrument
-from amadeus.live.settings import LiveSettings
 
 
 def parse_args() -> EvaluateOptions:
@@ -77,12 +75,7 @@ def main() -> None:
 
 def answering(session: Path) -> Answering:
     """The live engine as play.py runs it, on the model being evaluated."""
-    instrument = Instrument(load(session))
-
-    def engines(conditioning: bool, seed: int):
-        return instrument.engine(LiveSettings(conditioning=conditioning), seed)
-
-    return Answering(engines, TICK_SECONDS)
+    return Instrument(load(session)).answering()
 
 
 if __name__ == "__main__":

@@ -32,10 +32,8 @@ from amadeus.errors import UsageError  # noqa: E402
 from amadeus.evaluation import answers  # noqa: E402
 from amadeus.generate.loaded import load  # noqa: E402
 from amadeus.generate.shipped import int8_beside  # noqa: E402
-from amadeus.live.connection import TICK_SECONDS  # noqa: E402
 from amadeus.live.instrument import Instrument  # noqa: E402
 from amadeus.live.playing import LIVE_THREADS  # noqa: E402
-from amadeus.live.settings import LiveSettings  # noqa: E402
 
 
 def chosen(session: Path, fp32: bool) -> Path:
@@ -66,12 +64,8 @@ def main() -> None:
     fraction = record.val_fraction if record else DEFAULT_VAL_FRACTION
     validation = load_split(args.dataset or record.folder(), fraction, codec.name).validation
     pieces = [codec.decode(piece.tokens) for piece in validation]
-    instrument = Instrument(loaded)
-
-    def engines(conditioning: bool, seed: int):
-        return instrument.engine(LiveSettings(conditioning=conditioning), seed)
-
-    result = answers.measure(pieces, engines, TICK_SECONDS, args.phrases, args.seed)
+    answering = Instrument(loaded).answering()
+    result = answers.measure(pieces, answering.engines, answering.tick, args.phrases, args.seed)
     print(
         f"{loaded.path} ({'int8' if loaded.int8 else 'fp32'}): {result.phrases} phrases "
         f"({result.seconds:.0f} s) from {len(validation)} validation files, seed {args.seed}"

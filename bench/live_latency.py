@@ -39,10 +39,10 @@ from amadeus import cli  # noqa: E402
 from amadeus.data.dataset import load_split  # noqa: E402
 from amadeus.data.notes import Notes  # noqa: E402
 from amadeus.generate.loaded import load  # noqa: E402
-from amadeus.live.connection import TICK_SECONDS  # noqa: E402
 from amadeus.live.engine import AnswerEnded, AnswerStarted, Delayed, Engine  # noqa: E402
 from amadeus.live.instrument import Instrument  # noqa: E402
 from amadeus.live.playing import LIVE_THREADS  # noqa: E402
+from amadeus.live.protocol import TICK_SECONDS  # noqa: E402
 from amadeus.live.settings import LiveSettings  # noqa: E402
 
 PHRASE_SECONDS = 6.0

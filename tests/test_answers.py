@@ -11,9 +11,9 @@ from amadeus.data.dataset import load_split
 from amadeus.data.notes import Notes
 from amadeus.evaluation import answers as an
 from amadeus.generate.loaded import load
-from amadeus.live.connection import TICK_SECONDS
 from amadeus.live.engine import Delayed, NoteEvent
 from amadeus.live.instrument import Instrument
+from amadeus.live.protocol import TICK_SECONDS
 from amadeus.live.settings import LiveSettings
 
 

@@ -18,7 +18,6 @@ from amadeus.live import engine as turns
 from amadeus.live import protocol
 from amadeus.live.engine import Engine
 
-TICK_SECONDS = 0.02  # how often a connection's engine is told the time
 IDLE = 4000  # close code: no hello in time, or nothing played for long
 LAG_MEMORY = 2.0  # seconds a late arrival keeps a phrase from ending by silence too soon
 
@@ -45,8 +44,8 @@ class Connection:
         (a busy machine) counts as lag: messages may be waiting behind it."""
         while time.monotonic() - self.played < protocol.LIMITS.idle_seconds:
             slept = time.monotonic()
-            await asyncio.sleep(TICK_SECONDS)
-            self._lagged(time.monotonic() - slept - TICK_SECONDS)
+            await asyncio.sleep(protocol.TICK_SECONDS)
+            self._lagged(time.monotonic() - slept - protocol.TICK_SECONDS)
             if self.offset is not None:
                 await self.send(self.engine.tick(self.now(), self.heard()))
         minutes = protocol.LIMITS.idle_seconds / 60

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from amadeus.evaluation.run import Answering
 from amadeus.generate.loaded import Loaded
 from amadeus.live.engine import Engine
+from amadeus.live.protocol import TICK_SECONDS
 from amadeus.live.settings import LiveSettings
 from amadeus.model.stepper import make_stepper
 
@@ -31,3 +33,11 @@ class Instrument:
             seed,
             loaded.dynamics,
         )
+
+    def answering(self) -> Answering:
+        """Its engines as evaluation has phrases answered: conditioned or not, default settings."""
+
+        def engines(conditioning: bool, seed: int) -> Engine:
+            return self.engine(LiveSettings(conditioning=conditioning), seed)
+
+        return Answering(engines, TICK_SECONDS)
