@@ -9,7 +9,10 @@ from test_training import make_dataset
 from amadeus.data.codec import EventCodec
 from amadeus.data.dataset import load_split
 from amadeus.data.notes import Notes
+from amadeus.evaluation import answer_features as af
 from amadeus.evaluation import answers as an
+from amadeus.evaluation import cuts as ct
+from amadeus.evaluation import key as ky
 from amadeus.generate.loaded import load
 from amadeus.live.engine import Delayed, NoteEvent
 from amadeus.live.instrument import Instrument
@@ -31,11 +34,11 @@ A_MINOR = melody([57, 59, 60, 62, 64, 65, 68, 69, 68, 64, 60, 57])  # harmonic m
 
 
 def test_the_key_of_a_scale_and_of_its_transposition():
-    assert an.estimate_key(C_MAJOR) == an.Key(0, False)
-    assert an.estimate_key(A_MINOR) == an.Key(9, True)
-    assert an.estimate_key(transposed(C_MAJOR, 7)).name == "G major"
-    assert an.estimate_key(transposed(A_MINOR, 3)).name == "C minor"
-    assert an.Key(9, True).scale.nonzero()[0].tolist() == [0, 2, 4, 5, 8, 9, 11]  # G#, no G
+    assert ky.estimate_key(C_MAJOR) == ky.Key(0, False)
+    assert ky.estimate_key(A_MINOR) == ky.Key(9, True)
+    assert ky.estimate_key(transposed(C_MAJOR, 7)).name == "G major"
+    assert ky.estimate_key(transposed(A_MINOR, 3)).name == "C minor"
+    assert ky.Key(9, True).scale.nonzero()[0].tolist() == [0, 2, 4, 5, 8, 9, 11]  # G#, no G
 
 
 def test_features_of_hand_made_notes():
@@ -45,9 +48,9 @@ def test_features_of_hand_made_notes():
     )
     triad = Notes.build([0, 0, 0], [2, 2, 2], [60, 64, 67], [80] * 3)
     soprano_held = Notes.build([0, 0, 1], [2, 1, 2], [72, 48, 50], [80] * 3)
-    context = an.Context(an.Key(0, False), an.Context.of(triad).histogram, 72)
-    assert an.Context.of(soprano_held).last_pitch == 72  # the melody sounding, not the bass's
-    values = an.features(notes, 4.0, context)
+    context = af.Context(ky.Key(0, False), af.Context.of(triad).histogram, 72)
+    assert af.Context.of(soprano_held).last_pitch == 72  # the melody sounding, not the bass's
+    values = af.features(notes, 4.0, context)
     assert values["notes per second"] == 1.5  # 6 notes in 4 s
     assert values["median inter-onset interval"] == 1.0  # onsets 0, 1, 1.5, 3
     assert values["mean polyphony"] == pytest.approx(4.5 / 2.5)  # 4.5 note-seconds in 2.5 s
@@ -55,9 +58,9 @@ def test_features_of_hand_made_notes():
     assert values["in-key share"] == pytest.approx(100 * 5 / 6)
     assert values["histogram distance"] == pytest.approx(1 / 6)  # (1/6 of C, 1/6 of F#) / 2
     assert values["first-note leap"] == 5  # from C5 to the triad's G4
-    naive = an.features(triad, 2.0, an.Context.of(triad))
+    naive = af.features(triad, 2.0, af.Context.of(triad))
     assert naive["histogram distance"] == 0 and naive["in-key share"] == 100
-    empty = an.features(Notes.empty(), 2.0, context)
+    empty = af.features(Notes.empty(), 2.0, context)
     assert empty["notes per second"] == 0 and np.isnan(empty["in-key share"])
 
 
@@ -66,9 +69,9 @@ def test_phrases_are_cut_between_notes():
     piece = melody(60 + np.arange(120) % 12)
     start, end = np.append(piece.start, 9.0), np.append(piece.end, 11.0)
     piece = Notes.build(start, end, np.append(piece.pitch, 40), np.full(len(start), 80))
-    points = an.cut_points(piece)
+    points = ct.cut_points(piece)
     assert 9.0 in points and 11.0 in points and not ((points > 9) & (points < 11)).any()
-    cuts = an.cut_phrases([piece], 5, seed=1)
+    cuts = ct.cut_phrases([piece], 5, seed=1)
     assert len(cuts) == 5
     for cut in cuts:
         assert 4 <= cut.seconds <= 12 and cut.start in points and cut.start + cut.seconds in points
@@ -105,7 +108,7 @@ def test_measure_end_to_end(tiny_session, tmp_path):
     result = an.measure(pieces, engines, TICK_SECONDS, phrases=3, seed=0, velocities=(40, 100))
     assert result.phrases == 3
     for row in an.ROWS:
-        for feature in an.FEATURES:
+        for feature in af.FEATURES:
             assert len(result.values[row][feature.name]) == 3
             assert np.isfinite(an.summary(result, row, feature.name, "mean")), (row, feature)
     assert result.values["naive"]["histogram distance"] == [0.0] * 3
@@ -115,4 +118,4 @@ def test_measure_end_to_end(tiny_session, tmp_path):
     assert all(np.isfinite(v) for _, _, v in result.velocity)
     markdown = an.answers_markdown(result)
     assert any(line.startswith("| in-key share") for line in markdown)
-    assert len(an.targets(result)) == 4 and len(an.lines(result)) > len(an.FEATURES)
+    assert len(an.targets(result)) == 4 and len(an.lines(result)) > len(af.FEATURES)

@@ -1,11 +1,7 @@
 """Answers measured as answers (issue 23, sections 3 and 5): phrases of real music played into the
 live engine, and each answer compared with what the composer wrote next, feature by feature.
 
-Phrases are cut at note onsets, not bar lines: the `.data` files keep no tempo or time signature,
-so bars cannot be found. A cut point is an onset across which no note sounds (no tie, no held
-voice), so a phrase starts and ends between notes; its length, from its first onset to the next
-cut point, is drawn from 4-12 s (the nearest cut point to a uniform draw), with music after it
-for at least as long. Phrases of one piece do not overlap.
+Phrases are cut from the session's validation files (`cuts`).
 
 Each phrase is answered three ways: Amadeus conditioned on the phrase (the live default),
 Amadeus unconditioned, and a naive answer (the phrase itself played again). The composer's
@@ -13,16 +9,8 @@ continuation is the piece's notes that start within the answer's length after th
 An answer's times run from its first possible moment (the hand-over plus the start delay), with
 the engine's delays for a busy machine taken out: the model's music, not the machine's speed.
 
-Features, each against the phrase: the share of notes in the phrase's key (Krumhansl-Schmuckler:
-the duration-weighted pitch-class histogram correlated with the 24 rotated Krumhansl & Kessler
-profiles; in the key = in its major scale, or its harmonic minor for a minor key); the pitch-class
-histogram's distance to the phrase's (half the L1 distance of the normalised note counts: 0 the
-same, 1 disjoint); notes per second (notes over the answer's length; the naive answer's: the
-phrase's notes over its own length); the median inter-onset interval of distinct onsets; mean
-polyphony (notes sounding, averaged over the time anything sounds); pitch range; and the leap
-from the phrase's last note to the answer's first (the highest note sounding at the phrase's last
-onset, and the highest of the answer's first onset: the melody, in a chorale). A feature an
-answer has no value for (no notes, one onset) is left out.
+Features: `answer_features` (the naive answer's notes per second: the phrase's notes over its
+own length).
 
 Overall distance to the composer: per phrase, the mean over the features of |x - composer| /
 (the composer's standard deviation of that feature over the phrases), then the mean over phrases.
@@ -40,213 +28,15 @@ from typing import Any
 import numpy as np
 
 from amadeus.data.notes import Notes
-from amadeus.evaluation.features import pitch_classes
+from amadeus.evaluation.answer_features import FEATURES, Context, features
+from amadeus.evaluation.cuts import Cut, cut_phrases
 
-# Krumhansl & Kessler 1982: probe-tone ratings of the 12 pitch classes from the tonic (C first).
-MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-HARMONIC_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 11)
-NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
-PHRASE_SECONDS = (4.0, 12.0)
-MIN_NOTES = 4  # a phrase has at least this many
 VELOCITIES = (40, 70, 100)  # section 5: every note of the phrase at one of these
 ROWS = ("composer", "conditioned", "unconditioned", "naive")
-EPS = 1e-6  # seconds: a note ending at a cut point does not cross it
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    unit: str
-    centre: str  # "mean" or "median": what the targets compare (a median for skewed ones)
-    digits: int
-
-
-FEATURES = (
-    Feature("in-key share", "%", "mean", 1),
-    Feature("histogram distance", "", "mean", 3),
-    Feature("notes per second", "/s", "mean", 2),
-    Feature("median inter-onset interval", "s", "median", 3),
-    Feature("mean polyphony", "notes", "mean", 2),
-    Feature("pitch range", "semitones", "mean", 1),
-    Feature("first-note leap", "semitones", "median", 1),
-)
 DISTANCE = (
     "overall distance: per phrase, the mean over the features of |x - composer| / the composer's "
     "standard deviation over the phrases; then the mean over phrases (composer: 0)"
 )
-
-
-# -- the key ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Key:
-    tonic: int  # pitch class, C = 0
-    minor: bool
-
-    @property
-    def name(self) -> str:
-        return f"{NAMES[self.tonic]} {'minor' if self.minor else 'major'}"
-
-    @property
-    def scale(self) -> np.ndarray:
-        """[12] bool: the pitch classes of its major, or harmonic minor, scale."""
-        steps = np.array(HARMONIC_MINOR_SCALE if self.minor else MAJOR_SCALE)
-        inside = np.zeros(12, bool)
-        inside[(steps + self.tonic) % 12] = True
-        return inside
-
-
-def estimate_key(notes: Notes) -> Key:
-    """Krumhansl-Schmuckler: the key whose rotated profile best correlates with the notes'
-    duration-weighted pitch-class histogram (C major for no notes)."""
-    weights = np.maximum(notes.end - notes.start, 1e-3)
-    histogram = np.bincount(notes.pitch.astype(np.int64) % 12, weights, minlength=12)
-    if np.ptp(histogram) == 0:
-        return Key(0, False)
-    scores = [
-        (np.corrcoef(histogram, np.roll(profile, tonic))[0, 1], tonic, minor)
-        for minor, profile in ((False, MAJOR_PROFILE), (True, MINOR_PROFILE))
-        for tonic in range(12)
-    ]
-    _, tonic, minor = max(scores, key=lambda s: s[0])
-    return Key(tonic, minor)
-
-
-# -- the features -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Context:
-    """What an answer is measured against: the phrase's key, histogram and last note."""
-
-    key: Key
-    histogram: np.ndarray  # [12] normalised note counts
-    last_pitch: int  # the highest note sounding at the phrase's last onset: its melody
-
-    @classmethod
-    def of(cls, phrase: Notes) -> Context:
-        last = phrase.start.max()
-        sounding = (phrase.start == last) | ((phrase.start < last) & (phrase.end > last + EPS))
-        return cls(
-            estimate_key(phrase), pitch_classes(phrase.pitch), int(phrase.pitch[sounding].max())
-        )
-
-
-def in_key_share(notes: Notes, key: Key) -> float:
-    """Percent of the notes whose pitch class is in the key's scale."""
-    return 100 * float(key.scale[notes.pitch % 12].mean()) if len(notes) else np.nan
-
-
-def histogram_distance(notes: Notes, histogram: np.ndarray) -> float:
-    """Half the L1 distance of the notes' normalised pitch-class histogram from `histogram`."""
-    return (
-        0.5 * float(np.abs(pitch_classes(notes.pitch) - histogram).sum()) if len(notes) else np.nan
-    )
-
-
-def median_ioi(notes: Notes) -> float:
-    """Seconds between distinct onsets, their median (none for fewer than two)."""
-    onsets = np.unique(notes.start)
-    return float(np.median(np.diff(onsets))) if len(onsets) > 1 else np.nan
-
-
-def mean_polyphony(notes: Notes) -> float:
-    """Notes sounding, averaged over the time anything sounds: their total length over the
-    length of their union (a rest is not a texture)."""
-    if len(notes) == 0:
-        return np.nan
-    order = np.argsort(notes.start, kind="stable")
-    start, end = notes.start[order], notes.end[order]
-    reach = np.maximum.accumulate(end)
-    union = reach[-1] - start[0] - np.maximum(start[1:] - reach[:-1], 0).sum()
-    return float((end - start).sum() / union) if union > 0 else np.nan
-
-
-def first_leap(notes: Notes, last_pitch: int) -> float:
-    """Semitones from `last_pitch` to the highest note of the first onset."""
-    if len(notes) == 0:
-        return np.nan
-    return float(abs(int(notes.pitch[notes.start == notes.start.min()].max()) - last_pitch))
-
-
-def features(notes: Notes, seconds: float, context: Context) -> dict[str, float]:
-    """Every feature of `notes`, an answer lasting `seconds`, against its phrase."""
-    return {
-        "in-key share": in_key_share(notes, context.key),
-        "histogram distance": histogram_distance(notes, context.histogram),
-        "notes per second": len(notes) / seconds,
-        "median inter-onset interval": median_ioi(notes),
-        "mean polyphony": mean_polyphony(notes),
-        "pitch range": float(np.ptp(notes.pitch)) if len(notes) else np.nan,
-        "first-note leap": first_leap(notes, context.last_pitch),
-    }
-
-
-# -- the phrases --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cut:
-    """A phrase of a piece and the music after it, each from its own time zero."""
-
-    piece: int
-    start: float  # seconds into the piece
-    seconds: float  # to the cut point that ends it
-    phrase: Notes
-    after: Notes  # the piece's notes from the phrase's end
-
-    def continuation(self, seconds: float) -> Notes:
-        """What the composer wrote next: the notes starting within `seconds` of the end."""
-        return self.after.select(self.after.start < seconds - EPS)
-
-
-def cut_points(notes: Notes) -> np.ndarray:
-    """Onsets across which no note sounds."""
-    onsets = np.unique(notes.start)
-    crossing = (notes.start[None] < onsets[:, None] - EPS) & (
-        notes.end[None] > onsets[:, None] + EPS
-    )
-    return onsets[~crossing.any(axis=1)]
-
-
-def cut_phrases(pieces: list[Notes], count: int, seed: int) -> list[Cut]:
-    """Up to `count` phrases, from cut points drawn at random (seeded), no two overlapping."""
-    rng = np.random.default_rng(seed)
-    points = [cut_points(n) for n in pieces]
-    starts = [(i, t) for i, p in enumerate(points) for t in p]
-    cuts: list[Cut] = []
-    for k in rng.permutation(len(starts)):
-        if len(cuts) == count:
-            break
-        i, start = starts[k]
-        cut = _cut(pieces[i], i, start, start + rng.uniform(*PHRASE_SECONDS), points[i])
-        taken = [(c.start, c.start + c.seconds) for c in cuts if c.piece == i]
-        if cut and not any(a < cut.start + cut.seconds and cut.start < b for a, b in taken):
-            cuts.append(cut)
-    return cuts
-
-
-def _cut(notes: Notes, piece: int, start: float, aim: float, points: np.ndarray) -> Cut | None:
-    """The phrase from `start` to the cut point nearest `aim` (4-12 s long), when it has enough
-    notes and the piece goes on after it for at least as long; else None."""
-    low, high = PHRASE_SECONDS
-    ends = points[(points >= start + low - EPS) & (points <= start + high + EPS)]
-    if len(ends) == 0:
-        return None
-    end = float(ends[np.argmin(np.abs(ends - aim))])
-    inside = (notes.start >= start - EPS) & (notes.start < end - EPS)
-    if inside.sum() < MIN_NOTES or notes.start.max() < 2 * end - start:
-        return None
-    phrase, after = notes.select(inside), notes.select(notes.start >= end - EPS)
-    return Cut(piece, start, end - start, _shifted(phrase, start), _shifted(after, end))
-
-
-def _shifted(notes: Notes, zero: float) -> Notes:
-    return Notes(notes.start - zero, notes.end - zero, notes.pitch, notes.velocity)
 
 
 # -- the engine ---------------------------------------------------------------------------------
