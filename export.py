@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Exports a session for the page that plays by itself (no server): FOLDER/NAME.onnx, one
+generation step of the model as an ONNX graph (int8 for an .int8.sess, float32 for a .sess), and
+FOLDER/NAME.json, everything else the page's engine must know (codec, encoding, controls,
+sampling rules, live settings, protocol) with the graph's size, checksum and shapes."""
+
+import argparse
+import json
+from pathlib import Path
+
+from amadeus import cli
+from amadeus.atomic import writable_folder, write_bytes
+from amadeus.errors import UsageError
+from amadeus.generate.loaded import load
+from amadeus.live.manifest import page_manifest
+from amadeus.live.onnx_export import export_onnx
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument(
+        "-s", "--session", type=Path, required=True, help="a .sess, or an .int8.sess (int8)"
+    )
+    p.add_argument("-o", "--output-dir", type=Path, required=True, help="folder to write into")
+    p.add_argument(
+        "--name",
+        default=None,
+        help="file names' stem (default: the session's, without .int8: bach for bach.int8.sess)",
+    )
+    return p.parse_args()
+
+
+def default_name(session: Path) -> str:
+    return session.name.removesuffix(".sess").removesuffix(".int8")
+
+
+def main() -> None:
+    args = parse_args()
+    name = args.name or default_name(args.session)
+    if Path(name).name != name or name in (".", ".."):
+        raise UsageError(f"--name {name!r}: a file name's stem, without a folder")
+    loaded = load(args.session)
+    writable_folder(args.output_dir)
+    graph = args.output_dir / f"{name}.onnx"
+    sections = export_onnx(loaded, graph)
+    manifest = args.output_dir / f"{name}.json"
+    write_bytes(manifest, json.dumps({**page_manifest(loaded), **sections}, indent=1).encode())
+    model = sections["model"]
+    print(
+        f"{graph} ({sections['onnx']['bytes'] / 1e6:.2f} MB, {model['precision']}, "
+        f"{model['layers']} x {model['hidden']}) and {manifest}"
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)
