@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test lint format demo play clean-venv
+.PHONY: test lint format demo play web clean-venv
 
 REQUIREMENTS := requirements.txt requirements-data.txt requirements-midi.txt requirements-dev.txt
 
@@ -17,7 +17,8 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+# The browser tests play the static site too, with onnxruntime-web from web/node_modules.
+test: lint web/node_modules/.installed
 	$(PY) -m pytest
 
 format: $(VENV)/.installed
@@ -34,6 +35,14 @@ PLAY_ARGS ?=
 
 play: $(VENV)/.installed web/node_modules/.installed
 	$(PY) play.py $(PLAY_ARGS)
+
+# -- make web: the static site, the model running in the page, in web/dist/: put that folder on
+# any static host (README, Play in your browser). Its runtime and piano come from npm (pinned in
+# web/package-lock.json), so it needs npm.
+WEB_SESSION ?= models/bach.int8.sess
+
+web: $(VENV)/.installed web/node_modules/.installed
+	$(PY) web/build.py -s $(WEB_SESSION) -o web/dist
 
 web/node_modules/.installed: web/package.json web/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then cd web && npm ci --no-audit --no-fund --loglevel=error \

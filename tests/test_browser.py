@@ -136,6 +136,20 @@ def gated_browser(chromium, driver):
     browser.close()
 
 
+def watched_page(browser, contexts: list, problems: list, init_script: str | None, **context):
+    """A page in a new context (a desktop's size unless `context` says otherwise), after
+    `init_script` if any; the context goes in `contexts`, every console error and page error in
+    `problems`."""
+    context = browser.new_context(**({"viewport": {"width": 1280, "height": 820}} | context))
+    contexts.append(context)
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    return page
+
+
 @pytest.fixture
 def open_page(request, server):
     """Opens the page (after `init_script`, if any), at a desktop's size unless `context` says
@@ -153,13 +167,7 @@ def open_page(request, server):
         **context,
     ):
         browser = request.getfixturevalue("gated_browser" if gated else "browser")
-        context = browser.new_context(**({"viewport": {"width": 1280, "height": 820}} | context))
-        contexts.append(context)
-        if init_script:
-            context.add_init_script(init_script)
-        page = context.new_page()
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page = watched_page(browser, contexts, problems, init_script, **context)
         page.goto(url or server)
         if ready:
             page.wait_for_function("window.amadeus && window.amadeus.ready", timeout=WAIT_MS)

@@ -1,9 +1,14 @@
-// The page: wires the socket (the live protocol), the piano, the roll, the keyboards and the
-// controls together.
+// The page: wires the transport (the live protocol), the piano, the roll, the keyboards and the
+// controls together. One page, two modes: served by play.py it talks to the model on the server
+// (socket.js); as the static site `make web` builds (its index.html is marked "static") the
+// model runs in the page, in a worker (local.js), no WebSocket opened, and the site plays
+// offline once visited (sw.js).
 //
 // Test hooks, read by tests/test_browser.py (and handy in the console):
 //   window.amadeus = {
-//     ready       true once the server's "welcome" came
+//     mode        "static" (the model in this page) | "server"
+//     ready       true once the model's "welcome" came
+//     offline     true once the service worker keeps the whole site (static mode)
 //     scheduled   one entry per answer note-on scheduled for playback:
 //                 {pitch, time (page clock, s), scheduledAt (performance.now() ms), answer}
 //     answers     the "answer" messages, each with latency_ms once its first notes came,
@@ -23,6 +28,7 @@
 
 import { AnswerPlayer } from "./answer.js";
 import { Keyboard } from "./keyboard.js";
+import { Local } from "./local.js";
 import { Midi } from "./midi.js";
 import { Roll } from "./roll.js";
 import { Socket, now, socketUrl } from "./socket.js";
@@ -31,8 +37,15 @@ import { Piano, noteName } from "./sound.js";
 const $ = (id) => document.getElementById(id);
 const HISTORY = 8; // answers listed
 
+// The built site's page says it is static (web/build.py), and its site.json says the rest.
+const marked = document.querySelector('meta[name="amadeus-mode"]')?.content;
+const mode = marked === "static" ? "static" : "server";
+const site = mode === "static" ? await (await fetch("site.json")).json() : null;
+
 const hooks = {
+  mode,
   ready: false,
+  offline: false,
   scheduled: [],
   answers: [],
   roll: null,
@@ -57,7 +70,7 @@ window.amadeus = hooks;
 const piano = new Piano();
 const roll = new Roll($("roll"), { seconds: 10, clock: now, avoid: [$("legend"), $("turn")] });
 hooks.roll = roll.counts;
-const socket = new Socket(socketUrl(location));
+const socket = mode === "static" ? new Local(site) : new Socket(socketUrl(location));
 
 // -- the player -----------------------------------------------------------------------------
 
@@ -163,11 +176,19 @@ let turnTimer = null;
 socket.addEventListener("state", (e) => {
   const { state, detail } = e.detail;
   const text = {
-    connecting: "Connecting…",
-    open: "Connecting…",
-    welcome: "Connected",
-    closed: `Disconnected${detail ? ` — ${detail}` : ""}`,
-  }[state];
+    static: {
+      connecting: "Loading the model…",
+      open: "Starting the model…",
+      welcome: "model in this page",
+      closed: `The model did not start${detail ? ` — ${detail}` : ""}`,
+    },
+    server: {
+      connecting: "Connecting…",
+      open: "Connecting…",
+      welcome: "model on this computer's server",
+      closed: `Disconnected${detail ? ` — ${detail}` : ""}`,
+    },
+  }[mode][state];
   $("conn").dataset.state = state;
   $("conn-text").textContent = text;
   hooks.ready = state === "welcome";
@@ -310,7 +331,10 @@ function showSound(text = soundText) {
   else if (line == null && piano.kind === "samples") {
     line = "Sound: Salamander Grand Piano samples (CC BY 3.0, Alexander Holm)";
   } else if (line == null) {
-    line = "Sound: synthesized piano — run make play to install the sampled piano";
+    line =
+      mode === "static"
+        ? "Sound: synthesized piano (this site was built without the sampled one)"
+        : "Sound: synthesized piano — run make play to install the sampled piano";
   }
   $("sound").textContent = line;
   $("sound-on").hidden = !piano.ctx || piano.running;
@@ -460,7 +484,81 @@ function frame() {
   requestAnimationFrame(frame);
 }
 
+// -- the static site: kept for offline play, and its updates ---------------------------------
+
+// The service worker keeps the site; the model loads through it, so that a first visit
+// downloads each file once. Without one (a plain http:// address other than localhost, a
+// private window) the page plays all the same, online.
+async function keepOffline() {
+  const workers = navigator.serviceWorker;
+  if (!workers) {
+    siteLine("Not kept for offline play: browsers keep a site only from https:// or localhost.");
+    return;
+  }
+  try {
+    const claimed = new Promise((resolve) => workers.addEventListener("controllerchange", resolve));
+    const registration = await workers.register("sw.js");
+    offerUpdates(registration);
+    await kept(registration);
+    // A first visit's page is taken over at once (a reload forced past it never is).
+    if (!workers.controller) await Promise.race([claimed, sleep(1000)]);
+    hooks.offline = true;
+    siteLine("Kept in this browser: it plays offline from now on.");
+  } catch (e) {
+    siteLine(`Not kept for offline play (${e.message})`);
+  }
+}
+
+// Resolves once a service worker is active (its install kept every file), fails when the first
+// one could not keep them (no room, a file missing): the page then plays online.
+function kept(registration) {
+  return new Promise((resolve, reject) => {
+    const worker = registration.installing ?? registration.waiting ?? registration.active;
+    const check = () => {
+      if (registration.active) resolve();
+      else if (worker.state === "redundant") reject(new Error("the browser could not store it"));
+    };
+    worker.addEventListener("statechange", check);
+    check();
+  });
+}
+
+let updating = false;
+
+// A new build of the site installs beside this one and waits: the page offers to reload into it.
+function offerUpdates(registration) {
+  const offer = (worker) => {
+    if (!navigator.serviceWorker.controller) return; // a first install, not an update
+    const button = $("update");
+    button.hidden = false;
+    button.onclick = () => {
+      updating = true;
+      worker.postMessage({ type: "update" });
+    };
+  };
+  if (registration.waiting) offer(registration.waiting);
+  registration.addEventListener("updatefound", () => {
+    const worker = registration.installing;
+    worker?.addEventListener("statechange", () => worker.state === "installed" && offer(worker));
+  });
+  navigator.serviceWorker.addEventListener("controllerchange", () => updating && location.reload());
+}
+
+function siteLine(text) {
+  $("site").textContent = text;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Web MIDI or not, said where the keys are: a phone without it (Safari on iOS) plays by touch.
+if (!navigator.requestMIDIAccess) $("no-midi").hidden = false;
+
+$("conn").title =
+  mode === "static"
+    ? "The model runs in this page, on this device: no server, and offline once visited"
+    : "The model runs on the computer that play.py serves this page from";
 setTurn("idle");
 roll.start();
 requestAnimationFrame(frame);
+if (mode === "static") await keepOffline();
 socket.connect();

@@ -1,5 +1,5 @@
-// The page's piano: Web Audio, the Salamander Grand Piano samples when the server has them
-// (/samples/, one velocity layer every minor third from A0 to C8), else a small synthesized
+// The page's piano: Web Audio, the Salamander Grand Piano samples when the site has them
+// (samples/, one velocity layer every minor third from A0 to C8), else a small synthesized
 // piano. Times given to it are on the page's clock (performance.now() seconds); it maps them to
 // the AudioContext's own clock.
 
@@ -9,7 +9,8 @@ const MAX_VOICES = 72;
 const RELEASE = 0.07; // seconds: the time constant of a released note's fade
 
 export const noteName = (pitch) => NAMES[pitch % 12] + (Math.floor(pitch / 12) - 1);
-const sampleUrl = (pitch) => `/samples/${encodeURIComponent(noteName(pitch))}v10.mp3`;
+// Relative to the page: the site may live in a folder of its host (GitHub Pages).
+const sampleUrl = (pitch) => `samples/${encodeURIComponent(noteName(pitch))}v10.mp3`;
 
 export class Piano {
   constructor() {

@@ -1,0 +1,87 @@
+// The model in the page, off the page's thread so the audio and the keys never wait on it:
+// onnxruntime-web (WebAssembly, from the site's own files) runs the exported generation step,
+// engine/session.js the live engine, and the messages both ways are the live protocol's, as the
+// server's are. The engine is told the time every tick, as the server's loop tells its own.
+//
+// First message from the page: {type: "start", site (site.json), base (the site's address),
+// origin (the page's performance.timeOrigin)}; answered by {type: "loaded", protocol}, or
+// {type: "failed", message}. Every later message is a protocol message for the engine.
+
+import { Session } from "./engine/session.js";
+import { OnnxStepper } from "./engine/stepper.js";
+
+let session = null;
+let clock = null; // the page's clock, seconds: its performance.now() / 1000
+let queue = Promise.resolve(); // the engine does one thing at a time, in order
+let waiting = false; // a tick is queued: another would only repeat it
+
+self.addEventListener("message", (e) => {
+  const m = e.data;
+  if (m.type === "start") {
+    start(m).catch((error) => self.postMessage({ type: "failed", message: reason(error) }));
+  } else if (session) {
+    queue = queue.then(() => run(() => session.handle(m)));
+  }
+});
+
+async function start({ site, base, origin }) {
+  // Both clocks count from their own origin; the origins are on one wall clock.
+  clock = () => (performance.timeOrigin - origin + performance.now()) / 1000;
+  const ort = await import(new URL(site.runtime, base).href);
+  // One thread: a batch-1 step gains nothing from more (README, Performance), and a static
+  // host is rarely cross-origin isolated, which threads need.
+  ort.env.wasm.numThreads = 1;
+  const where = new URL(site.model, base);
+  const manifest = await (await fetched(where)).json();
+  const bytes = await (await fetched(new URL(manifest.onnx.file, where))).arrayBuffer();
+  await checked(bytes, manifest.onnx.sha256);
+  const stepper = await OnnxStepper.create(ort, new Uint8Array(bytes), manifest);
+  const seed = site.seed ?? randomSeed();
+  session = new Session(manifest, stepper, { seed, samples: site.samples, clock });
+  self.postMessage({ type: "loaded", protocol: manifest.protocol });
+  setInterval(tick, 1000 * manifest.messages.tick_seconds); // the server's tick
+}
+
+function tick() {
+  if (waiting) return;
+  waiting = true;
+  queue = queue.then(() => {
+    waiting = false;
+    return run(() => session.tick(clock()));
+  });
+}
+
+// The engine's replies go to the page; a failure in it is the page's to say, and the session
+// goes on, as the server's does.
+async function run(step) {
+  try {
+    for (const reply of (await step()) ?? []) self.postMessage(reply);
+  } catch (error) {
+    console.error(error);
+    self.postMessage({ type: "error", message: `the engine failed: ${reason(error)}` });
+  }
+}
+
+async function fetched(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url.pathname}: ${response.status} ${response.statusText}`);
+  return response;
+}
+
+// A host that serves something else under the model's name (a Git LFS pointer, an old copy)
+// is said at once, not as a broken answer later. Browsers give digests only to secure pages
+// (https, localhost); elsewhere it goes unchecked.
+async function checked(bytes, sha256) {
+  if (!sha256 || !self.crypto?.subtle) return;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+  if (hex !== sha256) throw new Error("the model file is not the one its JSON describes");
+}
+
+function randomSeed() {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
+}
+
+function reason(error) {
+  return String(error?.message ?? error).replace(/\.$/, "");
+}
