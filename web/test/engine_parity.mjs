@@ -13,22 +13,7 @@ import { Phrase } from "../js/engine/phrase.js";
 import { Record } from "../js/engine/record.js";
 import { drawAt, distribution, nucleus, PerformanceState } from "../js/engine/sampling.js";
 import { Session } from "../js/engine/session.js";
-
-// Plays (seconds, kind, args) events on a phrase; the tokens of each take and of the finish.
-function playPhrase(phrase, events, end) {
-  const takes = [];
-  const latest = [];
-  for (const [seconds, kind, args] of events) {
-    const t = phrase.origin + seconds;
-    if (kind === "on") phrase.press(t, ...args);
-    else if (kind === "off") phrase.release(t, ...args);
-    else phrase.sustain(t, ...args);
-    takes.push(phrase.takeFinal());
-    latest.push(phrase.latest);
-  }
-  takes.push(phrase.finish(phrase.origin + end));
-  return { takes, latest };
-}
+import { playPhrase } from "./drive.js";
 
 // A stepper whose logits are a fixed table row per input event: deterministic music whatever
 // the draws. The hidden state counts the steps.

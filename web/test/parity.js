@@ -11,6 +11,7 @@
 // latest}]}, or {error}.
 
 import { Codec } from "../js/engine/codec.js";
+import { Phrase } from "../js/engine/phrase.js";
 import { OnnxStepper } from "../js/engine/stepper.js";
 import { joined, playPhrase, teacherForced } from "./drive.js";
 
@@ -39,7 +40,7 @@ async function run({ runtime, models, pieces, phrases }) {
     steps: runs.reduce((n, r) => n + r.steps, 0),
     seconds: runs.reduce((s, r) => s + r.seconds, 0),
     phrases: phrases.map((p) =>
-      playPhrase(new Codec(p.codec), p.encoding, p.origin, p.events, p.end),
+      playPhrase(new Phrase(new Codec(p.codec), p.encoding, p.origin), p.events, p.end),
     ),
   };
 }

@@ -12,6 +12,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import * as ort from "onnxruntime-web";
 import { OnnxStepper } from "../js/engine/stepper.js";
+import { teacherForced } from "./drive.js";
 
 const [model, manifestFile, piecesFile, output] = process.argv.slice(2);
 ort.env.wasm.numThreads = 1;
@@ -19,25 +20,9 @@ const manifest = JSON.parse(readFileSync(manifestFile, "utf8"));
 const { pieces } = JSON.parse(readFileSync(piecesFile, "utf8"));
 const stepper = await OnnxStepper.create(ort, readFileSync(model), manifest);
 
-const chunks = [];
-let steps = 0;
-const began = performance.now();
 const cpu = process.cpuUsage();
-for (const { events, controls } of pieces) {
-  let hidden = stepper.initial();
-  let event = manifest.onnx.start_token;
-  for (let t = 0; t < events.length; t++) {
-    const result = await stepper.step(event, hidden, controls ? controls[t] : null);
-    chunks.push(result.logits);
-    hidden = result.hidden;
-    event = events[t];
-    steps++;
-  }
-}
-const seconds = (performance.now() - began) / 1000;
+const { logits, steps, seconds } = await teacherForced(stepper, manifest.onnx.start_token, pieces);
 const used = process.cpuUsage(cpu);
 const cpuSeconds = (used.user + used.system) / 1e6;
-const all = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
-chunks.reduce((at, c) => (all.set(c, at), at + c.length), 0);
-writeFileSync(output, all);
+writeFileSync(output, logits);
 console.log(JSON.stringify({ steps, seconds, cpu_seconds: cpuSeconds }));
