@@ -12,7 +12,6 @@ from amadeus import cli
 from amadeus.atomic import writable_folder, write_bytes
 from amadeus.errors import UsageError
 from amadeus.generate.loaded import load
-from amadeus.live.manifest import page_manifest
 from amadeus.live.onnx_export import export_onnx
 
 
@@ -44,7 +43,7 @@ def main() -> None:
     graph = args.output_dir / f"{name}.onnx"
     sections = export_onnx(loaded, graph)
     manifest = args.output_dir / f"{name}.json"
-    write_bytes(manifest, json.dumps({**page_manifest(loaded), **sections}, indent=1).encode())
+    write_bytes(manifest, json.dumps(sections, indent=1).encode())
     model = sections["model"]
     print(
         f"{graph} ({sections['onnx']['bytes'] / 1e6:.2f} MB, {model['precision']}, "

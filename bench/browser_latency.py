@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from amadeus import cli  # noqa: E402
-from amadeus.data.dataset import load_split  # noqa: E402
+from amadeus.data.dataset import DEFAULT_VAL_FRACTION, load_split  # noqa: E402
 from amadeus.errors import UsageError  # noqa: E402
 from amadeus.generate.loaded import load  # noqa: E402
 from bench.live_latency import phrases  # noqa: E402
@@ -237,7 +237,8 @@ def main() -> None:
     record, codec = loaded.data, loaded.events
     if args.dataset is None and record is None:
         raise UsageError(f"{loaded.path}: the session records no dataset: give one with -d")
-    validation = load_split(args.dataset or record.folder(), record.val_fraction).validation
+    fraction = record.val_fraction if record else DEFAULT_VAL_FRACTION
+    validation = load_split(args.dataset or record.folder(), fraction).validation
     cuts = phrases([codec.decode(piece.tokens) for piece in validation], args.phrases)
     seconds = sum(c.end.max() for c in cuts)
     print(f"{len(cuts)} phrases ({seconds:.0f} s) of {len(validation)} validation files")

@@ -77,7 +77,7 @@ def test_the_manifest_is_what_the_python_side_knows(tmp_path):
     assert manifest["dynamics"]["low"] == 40.0 and manifest["dynamics"]["high"] == 100.0
     assert manifest["live"]["defaults"] == asdict(LiveSettings())
     assert manifest["limits"] == asdict(protocol.LIMITS)
-    assert manifest["welcome_model"] == loaded.info()
+    assert manifest["model"] == loaded.info()
     assert manifest["midi"]["tracks"] == ["player", "Amadeus", "Amadeus, other takes"]
     older = load(tiny_session(tmp_path, velocities=None, longest_note=None))
     assert page_manifest(older)["dynamics"] is None

@@ -127,6 +127,13 @@ class Sampler:
             raise ValueError("valid events and note limits need the codec")
         self.state = PerformanceState(codec, rows, rules) if constrained else None
 
+    def use(self, rules: SamplingRules) -> None:
+        """New rules for what follows: the draws and the performance state's note limit both
+        follow them; the notes sounding stay."""
+        self.rules = rules
+        if self.state is not None:
+            self.state.rules = rules
+
     def feed(self, tokens: np.ndarray) -> None:
         """Tokens [B] that happened without being drawn here: a player's notes, a beam's."""
         if self.state is not None:

@@ -147,14 +147,10 @@ class Engine:
     def _rules(self) -> SamplingRules:
         return replace(self.model_rules, temperature=self.live.temperature, top_p=self.live.top_p)
 
-    def _use(self, rules: SamplingRules) -> None:
-        """The rules drawing and the performance state's note limit both follow."""
-        self.sampler.rules = self.sampler.state.rules = rules
-
     def configure(self, **changes: Any) -> None:
         """New settings (LiveSettings' fields) for what follows."""
         self.live = replace(self.live, **changes)
-        self._use(self._rules())
+        self.sampler.use(self._rules())
 
     @property
     def answering(self) -> bool:
@@ -314,7 +310,7 @@ class Engine:
         self.sampler.state.closing = False
         # No note of the answer may outlast it by more than the release.
         limit = min(self.model_rules.max_note_seconds or np.inf, answer.length + self.live.release)
-        self._use(replace(self._rules(), max_note_seconds=limit))
+        self.sampler.use(replace(self._rules(), max_note_seconds=limit))
         return self._stream(until=None)
 
     def _stream(self, until: float | None) -> list:
@@ -400,7 +396,7 @@ class Engine:
     def _end(self) -> list:
         a = self.answer
         self.answer, self.last = None, a
-        self._use(self._rules())
+        self.sampler.use(self._rules())
         self.heard_until = a.at(self.sampler.state.now[0])
         a.history.clear()
         return [AnswerEnded(a.answer, a.take, self.heard_until, a.notes)]
@@ -418,7 +414,7 @@ class Engine:
         offs = [self.codec.ranges["note_off"].start + int(p) for p in sounding]
         self._feed(np.array(self.codec.shifts_for(pause) + offs, dtype=np.int64), a.control)
         self.answer, self.last, self.heard_until = None, a, time
-        self._use(self._rules())
+        self.sampler.use(self._rules())
         a.history.clear()
         return [Stopped(time)]
 

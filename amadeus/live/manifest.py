@@ -24,7 +24,7 @@ def page_manifest(loaded: Loaded) -> dict[str, Any]:
     record = loaded.dynamics
     return {
         "protocol": protocol.PROTOCOL,
-        "welcome_model": loaded.info(),
+        "model": loaded.info(),  # as the server's "welcome" says it
         "codec": codec_table(loaded.events),
         "encoding": asdict(loaded.encoding),  # codec, sustain, max_silence
         "longest_note": loaded.longest_note,

@@ -32,6 +32,7 @@ from torch import nn
 
 from amadeus.atomic import write_bytes
 from amadeus.generate.loaded import Loaded
+from amadeus.live.manifest import page_manifest
 from amadeus.quant.gru import DecomposedGRU
 from amadeus.quant.linear import QMAX, QMIN, Int8Embedding, Int8Linear
 
@@ -213,13 +214,12 @@ def initial_hidden(loaded: Loaded) -> list[float]:
 
 
 def export_onnx(loaded: Loaded, path: Path) -> dict[str, Any]:
-    """Writes the step graph to `path` (atomically) and returns the page manifest's `model` and
-    `onnx` sections."""
+    """Writes the step graph to `path` (atomically) and returns the page's whole manifest: the
+    session's (`manifest.page_manifest`) with the graph's `onnx` section."""
     data = step_graph(loaded).SerializeToString()
     write_bytes(path, data)
     c = loaded.model.config
-    return {
-        "model": loaded.info(),
+    return page_manifest(loaded) | {
         "onnx": {
             "file": path.name,
             "bytes": len(data),

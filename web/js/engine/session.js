@@ -104,7 +104,7 @@ export class Session {
     return {
       type: "welcome",
       protocol: m.protocol,
-      model: m.welcome_model,
+      model: m.model,
       samples: this.samples,
       limits: m.limits,
       settings: { ...this.engine.live },
