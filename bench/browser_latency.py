@@ -88,12 +88,12 @@ async ({ phrases, wait }) => {
   };
   const latencies = [];
   for (const events of phrases) {
+    const n = a.answers.length + 1; // (the answer may come before the soft pedal is let go)
     const start = performance.now();
     for (const [t, ...bytes] of events) {
       await sleep(start + 1000 * t - performance.now());
       window.__midi(bytes);
     }
-    const n = a.answers.length + 1;
     const first = () => a.answers.length >= n &&
       a.scheduled.find((s) => s.answer === a.answers[n - 1].answer);
     await until(first);

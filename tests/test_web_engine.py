@@ -437,6 +437,51 @@ def test_the_same_session_speaks_the_same_messages_and_feeds_the_same_events(tmp
     assert midi_content(base64.b64decode(got["midi"])) == midi_content(engine.record.midi_bytes())
 
 
+def one_by_one(replies: list) -> list:
+    """A session's messages in the order sent, each note on its own (however calls grouped them)."""
+    out = []
+    for reply in without_compute_ms(replies):
+        for m in reply:
+            out += [{"type": "note"} | e for e in m["events"]] if m["type"] == "notes" else [m]
+    return out
+
+
+@pytest.mark.parametrize("case", ["prnn, loudness kept", "magenta, loudness not recorded"])
+def test_a_budgeted_session_sends_the_same_notes_sooner(tmp_path, case):
+    """The worker's engine samples in short calls (a budget; the first note of an answer alone),
+    ticking again at once while more is due: the same events heard, the same messages in the same
+    order as the server's engine that samples all it can per call; only the grouping differs."""
+    preset, velocities, slow = SESSIONS[case]
+    loaded = load(tiny_session(tmp_path, preset, velocities=velocities))
+    table = preference_table(loaded.events)
+    script = session_script()
+    want = python_session(loaded, table, script, seed=3, slow=slow)
+    task = {"kind": "session", "manifest": page_manifest(loaded), "table": table.tolist()}
+    task |= {"script": script, "seed": 3, "slow": slow, "budget": 0.5}
+    (got,) = node_results([task], tmp_path)
+    assert got["log"] == want["log"]
+    assert one_by_one(got["replies"]) == one_by_one(want["replies"])
+    assert len(got["calls"]) > len(script) + 50  # calls cut short, ticked again at once...
+    assert max(got["calls"]) <= 2  # ...each a step's notes (each call took one step here)
+
+
+def test_a_phrase_handled_late_does_not_end_by_silence_too_soon(tmp_path):
+    """The worker's session, its queue behind: a phrase whose notes are handled 1.5 s after they
+    were played ends by silence only once the clock less that lag (as the server's connection
+    judges it) is past its last note's end plus the silence, and the answer starts from there."""
+    loaded = load(tiny_session(tmp_path))
+    manifest = page_manifest(loaded)
+    handled_at, lag = 2.0, 1.5
+    ends = 0.5 + 0.1 + manifest["live"]["defaults"]["silence"]
+    task = {"kind": "lag", "manifest": manifest, "table": preference_table(loaded.events).tolist()}
+    played = [message("hello", handled_at, protocol=1)] + keys(handled_at - lag, 60, 80, 0.1)
+    task |= {"played": [m for _, m in played], "handled_at": handled_at}
+    task["ticks"] = [handled_at + 0.1, ends + lag - 0.05, ends + lag + 0.05]
+    assert task["ticks"][0] > ends  # by the clock alone, the first tick would answer
+    (got,) = node_results([task], tmp_path)
+    assert got == [None, None, pytest.approx(ends)]
+
+
 def test_a_session_refuses_what_the_server_refuses(tmp_path):
     """Before hello, and an event dated before the previous one: the server's own words."""
     loaded = load(tiny_session(tmp_path))

@@ -19,7 +19,6 @@ from amadeus.live import protocol
 from amadeus.live.engine import Engine
 
 IDLE = 4000  # close code: no hello in time, or nothing played for long
-LAG_MEMORY = 2.0  # seconds a late arrival keeps a phrase from ending by silence too soon
 
 
 class Connection:
@@ -115,7 +114,7 @@ class Connection:
     def heard(self) -> float:
         """The client's time up to which its events have surely arrived: now, less the longest
         lag seen lately (messages that came late, ticks that came late)."""
-        recent = time.monotonic() - LAG_MEMORY
+        recent = time.monotonic() - protocol.LAG_MEMORY
         while self.lags and self.lags[0][0] < recent:
             self.lags.popleft()
         return self.now() - max((lag for _, lag in self.lags), default=0.0)

@@ -55,6 +55,7 @@ def page_manifest(loaded: Loaded) -> dict[str, Any]:
             "playing": list(protocol.PLAYING),
             "time_range": protocol.TIME_RANGE,
             "tick_seconds": protocol.TICK_SECONDS,
+            "lag_memory": protocol.LAG_MEMORY,
         },
         "engine": {
             "soft_pedal": engine.SOFT_PEDAL,

@@ -76,6 +76,7 @@ class Limits:
 
 LIMITS = Limits()
 TICK_SECONDS = 0.02  # how often the server tells a connection's engine the time
+LAG_MEMORY = 2.0  # seconds a late arrival keeps a phrase from ending by silence too soon
 TIME_RANGE = 1e9  # seconds: a client's clock reads within this of zero (about 31 years)
 PLAYING = ("note_on", "note_off", "pedal", "handover", "again", "undo", "settings", "export")
 FIELDS = {  # type: the fields it must have, besides time

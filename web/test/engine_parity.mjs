@@ -64,7 +64,9 @@ async function model(task) {
 }
 
 // The script played on a Session; `slow`: seconds of the fake clock each step costs (a busy
-// machine), read through `clock`.
+// machine), read through `clock`. With a `budget`, a call's wall time is its steps (so every
+// call may take one step past its first note), and the script ticks again at once while the
+// answer is pending, as the worker does; each call's number of notes is kept.
 async function runSession(task) {
   const stepper = new Logged(await model(task), task.keep_logits ?? 0);
   let session;
@@ -74,15 +76,23 @@ async function runSession(task) {
     if (called !== mark[0]) mark = [called, stepper.steps];
     return called[0] + task.slow * (stepper.steps - mark[1]);
   };
-  session = new Session(task.manifest, stepper, { seed: task.seed, clock });
+  const budget = task.budget ? { budget: task.budget, wall: () => stepper.steps } : {};
+  session = new Session(task.manifest, stepper, { seed: task.seed, clock, ...budget });
   if (task.uniforms) {
     let taken = 0; // the draws given, in turn and over again, as the Python side draws them
     session.engine.random = () => task.uniforms[taken++ % task.uniforms.length];
   }
   const replies = [];
+  const calls = []; // each call's notes
+  const counted = (reply) => {
+    calls.push(reply.filter((m) => m.type === "notes").reduce((n, m) => n + m.events.length, 0));
+    return reply;
+  };
   for (const [kind, payload] of task.script) {
-    if (kind === "tick") replies.push(await session.tick(payload));
-    else replies.push(await session.handle(payload));
+    const time = kind === "tick" ? payload : payload.time;
+    const reply = counted(await (kind === "tick" ? session.tick(payload) : session.handle(payload)));
+    while (session.engine.pending) reply.push(...counted(await session.tick(time)));
+    replies.push(reply);
   }
   const e = session.engine;
   const exported = await session.handle({ type: "export", time: task.script.at(-1)[1].time ?? 0 });
@@ -94,7 +104,24 @@ async function runSession(task) {
     event: e.event,
     midi: exported[0].midi,
     latencies: e.latencies.length,
+    calls,
   };
+}
+
+// A phrase's messages handled late (the clock at `handled_at`), then ticks as the worker makes
+// them (heard: the clock less the lag seen lately): for each tick, the hand-over time of the
+// answer it started, or null.
+async function runLag(task) {
+  let time = task.handled_at;
+  const session = new Session(task.manifest, new TableStepper(task.table), { clock: () => time });
+  for (const m of task.played) await session.handle(m);
+  const answered = [];
+  for (const t of task.ticks) {
+    time = t;
+    const reply = await session.tick(t, session.heard(t));
+    answered.push(reply.find((m) => m.type === "answer")?.phrase_end ?? null);
+  }
+  return answered;
 }
 
 const tasks = {
@@ -138,6 +165,7 @@ const tasks = {
     return Buffer.from(record.midiBytes(task.midi)).toString("base64");
   },
   session: runSession,
+  lag: runLag,
 };
 
 const fixture = JSON.parse(readFileSync(process.argv[2], "utf8"));

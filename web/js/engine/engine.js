@@ -28,8 +28,15 @@ const wallClock = () => performance.now() / 1000;
 
 export class Engine {
   // `clock`: the caller's clock, where it has one; else its time at each call plus the wall
-  // time spent since (`wall`, seconds, any origin).
-  constructor(stepper, manifest, { seed = 0, live = manifest.live.defaults, clock = null, wall = wallClock } = {}) {
+  // time spent since (`wall`, seconds, any origin). `budget`: wall seconds a call may spend
+  // sampling the answer before it returns what it has, the first note alone (Infinity: the
+  // Python engine's calls, which sample all they can); the caller then calls `tick` again at
+  // once while `pending`, so notes go out as they are sampled and a barge-in never waits long.
+  constructor(
+    stepper,
+    manifest,
+    { seed = 0, live = manifest.live.defaults, clock = null, wall = wallClock, budget = Infinity } = {},
+  ) {
     this.manifest = manifest;
     this.stepper = stepper;
     this.codec = new Codec(manifest.codec);
@@ -53,6 +60,8 @@ export class Engine {
     this.lateNotes = 0; // answer events that went out after their time (none should)
     this.latencies = []; // ms from each hand-over call to its first answer note
     this.called = [0, wall()]; // (caller's time, wall clock) of this call
+    this.budget = budget;
+    this.cut = false; // the last stream stopped for its budget
   }
 
   rules() {
@@ -67,6 +76,11 @@ export class Engine {
 
   get answering() {
     return this.answer !== null;
+  }
+
+  // The answer's last call stopped for its budget: more of it is due now.
+  get pending() {
+    return this.answering && this.cut;
   }
 
   // -- the player -------------------------------------------------------------------------------
@@ -253,11 +267,18 @@ export class Engine {
 
   // Samples the answer up to caller's time `until`; with null, up to its first note (and the
   // notes struck with it), wherever that falls, so that it goes out at once.
+  // With a budget, a call returns at its first note, or once the budget is spent.
   async stream(until) {
     const a = this.answer;
     const state = this.sampler.state;
+    const budgeted = this.budget < Infinity;
     let out = [];
+    this.cut = false;
     for (let i = 0; i < this.manifest.engine.max_tokens_per_call; i++) {
+      if (budgeted && (until === null ? out.length : i > 0 && this.wall() - this.called[1] > this.budget)) {
+        this.cut = true;
+        break;
+      }
       if (until === null && out.length) until = out[out.length - 1].time;
       if (until !== null && this.at(a, state.now) > until) break;
       const played = state.now - a.start.now;

@@ -16,13 +16,16 @@ import { messages, parse, ProtocolError, settingsOf } from "./protocol.js";
 
 export class Session {
   // Options: seed; samples (whether the page has the sampled piano, as the server's welcome
-  // says); live (settings other than the defaults); clock and wall (see Engine).
-  constructor(manifest, stepper, { seed = 0, samples = true, live, clock, wall } = {}) {
+  // says); live (settings other than the defaults); clock, wall and budget (see Engine).
+  constructor(manifest, stepper, { seed = 0, samples = true, live, clock = null, wall, budget } = {}) {
     this.manifest = manifest;
     this.samples = samples;
-    this.engine = new Engine(stepper, manifest, { seed, live: { ...manifest.live.defaults, ...live }, clock, wall });
+    live = { ...manifest.live.defaults, ...live };
+    this.engine = new Engine(stepper, manifest, { seed, live, clock, wall, budget });
+    this.clock = clock;
     this.greeted = false;
     this.latest = -Infinity; // the newest event's time
+    this.lags = []; // [when, seconds late] of late arrivals, on the clock
     this.queue = Promise.resolve();
   }
 
@@ -31,6 +34,7 @@ export class Session {
     return this.serial(async () => {
       try {
         const m = parse(message, this.manifest);
+        if (this.clock !== null) this.lagged(this.clock() - m.time); // how late it is handled
         this.admit(m);
         return messages(await this.dispatch(m));
       } catch (e) {
@@ -44,6 +48,19 @@ export class Session {
   // `heard`: the time up to which every message has surely been handled.
   tick(time, heard = time) {
     return this.serial(async () => (this.greeted ? messages(await this.engine.tick(time, heard)) : []));
+  }
+
+  // The time up to which every message has surely been handled: `now`, less the longest lag
+  // seen lately (messages handled late, ticks that came late), as the server's connection
+  // judges it: a phrase must not end by silence while its notes still wait in a queue.
+  heard(now) {
+    const recent = now - this.manifest.messages.lag_memory;
+    while (this.lags.length && this.lags[0][0] < recent) this.lags.shift();
+    return now - Math.max(0, ...this.lags.map(([, lag]) => lag));
+  }
+
+  lagged(seconds) {
+    if (seconds > 0 && this.clock !== null) this.lags.push([this.clock(), seconds]);
   }
 
   serial(work) {
