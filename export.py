@@ -5,14 +5,13 @@ FOLDER/NAME.json, everything else the page's engine must know (codec, encoding, 
 sampling rules, live settings, protocol) with the graph's size, checksum and shapes."""
 
 import argparse
-import json
 from pathlib import Path
 
 from amadeus import cli
-from amadeus.atomic import writable_folder, write_bytes
+from amadeus.atomic import writable_folder
 from amadeus.errors import UsageError
 from amadeus.generate.loaded import load
-from amadeus.live.onnx_export import export_onnx
+from amadeus.live.onnx_export import export_page_model
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,14 +39,11 @@ def main() -> None:
         raise UsageError(f"--name {name!r}: a file name's stem, without a folder")
     loaded = load(args.session)
     writable_folder(args.output_dir)
-    graph = args.output_dir / f"{name}.onnx"
-    sections = export_onnx(loaded, graph)
-    manifest = args.output_dir / f"{name}.json"
-    write_bytes(manifest, json.dumps(sections, indent=1).encode())
-    model = sections["model"]
+    path, manifest = export_page_model(loaded, args.output_dir, name)
+    model, graph = manifest["model"], manifest["onnx"]
     print(
-        f"{graph} ({sections['onnx']['bytes'] / 1e6:.2f} MB, {model['precision']}, "
-        f"{model['layers']} x {model['hidden']}) and {manifest}"
+        f"{path.with_name(graph['file'])} ({graph['bytes'] / 1e6:.2f} MB, {model['precision']}, "
+        f"{model['layers']} x {model['hidden']}) and {path}"
     )
 
 

@@ -112,11 +112,8 @@ async (steps) => {
   const site = await (await fetch("site.json")).json();
   const ort = await import(new URL(site.runtime, location.href).href);
   ort.env.wasm.numThreads = 1;
-  const { OnnxStepper } = await import("./js/engine/stepper.js");
-  const where = new URL(site.model, location.href);
-  const manifest = await (await fetch(where)).json();
-  const bytes = await (await fetch(new URL(manifest.onnx.file, where))).arrayBuffer();
-  const stepper = await OnnxStepper.create(ort, new Uint8Array(bytes), manifest);
+  const { loadModel } = await import("./js/engine/stepper.js");
+  const { manifest, stepper } = await loadModel(ort, new URL(site.model, location.href));
   let hidden = stepper.initial();
   let event = manifest.onnx.start_token;
   const run = async (n) => {

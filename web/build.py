@@ -2,7 +2,7 @@
 """`make web`: the static site, one folder that any static host serves (GitHub Pages, a USB
 stick, `python3 -m http.server`), where the model runs in the page.
 
-It holds the page (web/'s files), the model of SESSION exported by export.py (ONNX and its JSON),
+It holds the page (web/'s files), the model of SESSION as export.py exports it (ONNX, JSON),
 onnxruntime-web's WebAssembly runtime and the sampled piano (both from web/node_modules, which
 `make web` installs with npm from the lockfile), `site.json` (where the model and the runtime
 are, and every file with its hash for the service worker) and `sw.js` stamped with the site's
@@ -21,7 +21,6 @@ import gzip
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import quote
@@ -32,6 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from amadeus import cli  # noqa: E402
 from amadeus.errors import UsageError  # noqa: E402
+from amadeus.generate.loaded import load  # noqa: E402
+from amadeus.live.onnx_export import export_page_model  # noqa: E402
+from export import default_name  # noqa: E402
 
 MODULES = WEB / "node_modules"
 RUNTIME = MODULES / "onnxruntime-web/dist"
@@ -62,7 +64,8 @@ def build(session: Path, out: Path, log=print) -> dict:
     for source, name in RUNTIME_FILES.items():
         _copy(RUNTIME / source, work / "ort" / name)
     _copy(RUNTIME / RUNTIME_WASM, work / "ort" / RUNTIME_WASM)
-    model = export(session, work / "model")
+    (work / "model").mkdir()
+    model, _ = export_page_model(load(session), work / "model", default_name(session))
     samples = SAMPLES.is_dir()
     if samples:
         shutil.copytree(SAMPLES / "audio", work / "samples")
@@ -72,7 +75,6 @@ def build(session: Path, out: Path, log=print) -> dict:
     files = {quote(p.relative_to(work).as_posix()): _hash(p) for p in sorted(_files(work))}
     version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
     site = {
-        "mode": "static",
         "version": version,
         "model": quote(model.relative_to(work).as_posix()),
         "runtime": f"ort/{RUNTIME_MODULE}",
@@ -87,18 +89,6 @@ def build(session: Path, out: Path, log=print) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     work.rename(out)
     return site
-
-
-def export(session: Path, folder: Path) -> Path:
-    """The model by export.py (its errors are the user's); the JSON it wrote."""
-    command = [sys.executable, str(ROOT / "export.py"), "-s", str(session), "-o", str(folder)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise UsageError(f"export.py: {done.stderr.strip() or done.stdout.strip()}")
-    found = sorted(folder.glob("*.json"))
-    if len(found) != 1:
-        raise UsageError(f"export.py wrote {len(found)} JSON files into {folder}, not one")
-    return found[0]
 
 
 def sizes(out: Path) -> dict[str, int]:

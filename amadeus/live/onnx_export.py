@@ -21,6 +21,7 @@ Every op runs in onnxruntime-web's WebAssembly build (tests/test_web_stepper.py 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,12 @@ def export_onnx(loaded: Loaded, path: Path) -> dict[str, Any]:
             "initial_hidden": initial_hidden(loaded),
         },
     }
+
+
+def export_page_model(loaded: Loaded, folder: Path, name: str) -> tuple[Path, dict[str, Any]]:
+    """What the page loads: FOLDER/NAME.onnx and FOLDER/NAME.json (the manifest, naming the
+    graph beside it); returns the JSON's path and the manifest."""
+    manifest = export_onnx(loaded, folder / f"{name}.onnx")
+    path = folder / f"{name}.json"
+    write_bytes(path, json.dumps(manifest, indent=1).encode())
+    return path, manifest

@@ -9,7 +9,7 @@
 // {type: "failed", message}. Every later message is a protocol message for the engine.
 
 import { Session } from "./engine/session.js";
-import { OnnxStepper } from "./engine/stepper.js";
+import { loadModel } from "./engine/stepper.js";
 
 const BUDGET = 0.01; // seconds of sampling per engine call: a note goes out as soon as it is sampled
 
@@ -34,11 +34,7 @@ async function start({ site, base, origin }) {
   // One thread: a batch-1 step gains nothing from more (README, Performance), and a static
   // host is rarely cross-origin isolated, which threads need.
   ort.env.wasm.numThreads = 1;
-  const where = new URL(site.model, base);
-  const manifest = await (await fetched(where)).json();
-  const bytes = await (await fetched(new URL(manifest.onnx.file, where))).arrayBuffer();
-  await checked(bytes, manifest.onnx.sha256);
-  const stepper = await OnnxStepper.create(ort, new Uint8Array(bytes), manifest);
+  const { manifest, stepper } = await loadModel(ort, new URL(site.model, base));
   const seed = site.seed ?? randomSeed();
   session = new Session(manifest, stepper, { seed, samples: site.samples, clock, budget: BUDGET });
   self.postMessage({ type: "loaded", protocol: manifest.protocol });
@@ -77,22 +73,6 @@ async function run(call) {
     self.postMessage({ type: "error", message: `the engine failed: ${reason(error)}` });
   }
   if (session.engine.pending) soon.port2.postMessage(null);
-}
-
-async function fetched(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url.pathname}: ${response.status} ${response.statusText}`);
-  return response;
-}
-
-// A host that serves something else under the model's name (a Git LFS pointer, an old copy)
-// is said at once, not as a broken answer later. Browsers give digests only to secure pages
-// (https, localhost); elsewhere it goes unchecked.
-async function checked(bytes, sha256) {
-  if (!sha256 || !self.crypto?.subtle) return;
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
-  if (hex !== sha256) throw new Error("the model file is not the one its JSON describes");
 }
 
 function randomSeed() {

@@ -12,7 +12,7 @@
 
 import { Codec } from "../js/engine/codec.js";
 import { Phrase } from "../js/engine/phrase.js";
-import { OnnxStepper } from "../js/engine/stepper.js";
+import { loadModel } from "../js/engine/stepper.js";
 import { joined, playPhrase, teacherForced } from "./drive.js";
 
 self.addEventListener("message", async ({ data }) => {
@@ -29,10 +29,7 @@ async function run({ runtime, models, pieces, phrases }) {
   ort.env.wasm.numThreads = 1;
   const runs = [];
   for (const model of models) {
-    const where = new URL(model, import.meta.url);
-    const manifest = await (await fetched(where)).json();
-    const bytes = await (await fetched(new URL(manifest.onnx.file, where))).arrayBuffer();
-    const stepper = await OnnxStepper.create(ort, bytes, manifest);
+    const { manifest, stepper } = await loadModel(ort, new URL(model, import.meta.url));
     runs.push(await teacherForced(stepper, manifest.onnx.start_token, pieces));
   }
   return {
@@ -43,10 +40,4 @@ async function run({ runtime, models, pieces, phrases }) {
       playPhrase(new Phrase(new Codec(p.codec), p.encoding, p.origin), p.events, p.end),
     ),
   };
-}
-
-async function fetched(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url.pathname}: ${response.status} ${response.statusText}`);
-  return response;
 }

@@ -6,6 +6,8 @@
 //
 // Hidden state: Float32Array [L * H], layer-major (the graph's [L, 1, H]); control: Float32Array
 // [C], or null for the model's "no control" path. Batch 1.
+//
+// In a browser, loadModel(ort, address of export.py's JSON) fetches both files and checks them.
 
 export class OnnxStepper {
   constructor(ort, session, manifest) {
@@ -58,6 +60,31 @@ export class OnnxStepper {
     });
     return { logits: outputs.logits.data, hidden: outputs.hidden_out.data };
   }
+}
+
+// The model export.py wrote, its JSON at `where` (the .onnx beside it), fetched and checked:
+// {manifest, stepper}.
+export async function loadModel(ort, where) {
+  const manifest = await (await fetched(where)).json();
+  const bytes = await (await fetched(new URL(manifest.onnx.file, where))).arrayBuffer();
+  await checked(bytes, manifest.onnx.sha256);
+  return { manifest, stepper: await OnnxStepper.create(ort, bytes, manifest) };
+}
+
+async function fetched(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url.pathname}: ${response.status} ${response.statusText}`);
+  return response;
+}
+
+// A host that serves something else under the model's name (a Git LFS pointer, an old copy)
+// is said at once, not as a broken answer later. Browsers give digests only to secure pages
+// (https, localhost); elsewhere it goes unchecked.
+async function checked(bytes, sha256) {
+  if (!sha256 || !globalThis.crypto?.subtle) return;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+  if (hex !== sha256) throw new Error("the model file is not the one its JSON describes");
 }
 
 const floats = (values) => (values instanceof Float32Array ? values : Float32Array.from(values));
