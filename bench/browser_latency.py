@@ -8,7 +8,9 @@ keyboard, each handed over with the soft pedal at its last note's end; each answ
 and the next phrase follows it. Printed, unthrottled and with the page's CPU slowed 4 times
 (DevTools' Emulation.setCPUThrottlingRate, a mid-range phone): the time from opening the page to
 the model's welcome (the first key that gets an answer), the hand-over to the first answer note
-scheduled (median, p99, worst), the model's events per second at batch 1 in the page (its
+scheduled (median, p99, worst; and the p99 of the engine's own part, from its hand-over call to
+its first note, the rest being the wait in the worker's queue, the messages and the page), the
+model's events per second at batch 1 in the page (its
 generation step alone, on the page's thread), and the stream: how far ahead of its time each
 answer note reached the page (the least), the notes dropped for coming late and the most an
 answer was delayed.
@@ -22,8 +24,12 @@ bandwidth limit, 10 ms periods; needs root and the cgroup v1 cpu controller or c
 the row says why it is missing). A phone's cores are slower, not fewer, so this is the harsher
 of the two for the answers.
 
+With `--load [N]`, a last row plays the phrases again unthrottled while N other processes keep
+the cores busy (N: the number of cores when not given), as bench/live_latency.py loads them: a
+laptop that is doing something else.
+
     python bench/browser_latency.py [--site web/dist] [-s models/bach.int8.sess] [-d DATASET]
-        [--phrases 50] [--throttle 4]
+        [--phrases 50] [--throttle 4] [--load [N]]
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from amadeus import cli  # noqa: E402
 from amadeus.data.dataset import DEFAULT_VAL_FRACTION, load_split  # noqa: E402
 from amadeus.errors import UsageError  # noqa: E402
 from amadeus.generate.loaded import load  # noqa: E402
-from bench.live_latency import phrases  # noqa: E402
+from bench.live_latency import busy, phrases  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
@@ -102,7 +108,8 @@ async ({ phrases, wait }) => {
   }
   const lead = Math.min(...a.scheduled.map((s) => 1000 * s.time - s.scheduledAt));
   const delay = Math.max(0, ...a.answers.map((x) => x.delayed_ms ?? 0));
-  return { latencies, lead, dropped: a.dropped, delay, notes: a.scheduled.length };
+  const engine = a.answers.map((x) => x.compute_ms);
+  return { latencies, engine, lead, dropped: a.dropped, delay, notes: a.scheduled.length };
 }
 """
 
@@ -225,6 +232,14 @@ def main() -> None:
     p.add_argument("-s", "--session", type=Path, default=ROOT / "models/bach.int8.sess")
     p.add_argument("--phrases", type=cli.positive_int, default=50)
     p.add_argument("--throttle", type=float, default=4.0, help="the slowed run's CPU rate")
+    p.add_argument(
+        "--load",
+        type=cli.count,
+        nargs="?",
+        const=os.cpu_count(),
+        default=0,
+        help="also play with N busy processes (N: the number of cores when not given)",
+    )
     cli.add_dataset(p)
     args = p.parse_args()
     print("$ python " + shlex.join(sys.argv))
@@ -244,31 +259,46 @@ def main() -> None:
     print(f"site {args.site} (version {site['version']}), model {site['model']}, {CHROMIUM}")
     print(
         f"{'CPU':>6} {'welcome ms':>10} {'events/s':>8} {'median ms':>9} {'p99 ms':>7} "
-        f"{'max ms':>7} {'least lead ms':>13} {'late':>4} {'delay ms':>8} notes"
+        f"{'max ms':>7} {'engine p99':>10} {'least lead ms':>13} {'late':>4} {'delay ms':>8} notes"
     )
     from playwright.sync_api import sync_playwright
 
     server, url = serve(args.site)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+            browser = launch(pw)
             for rate in (1.0, args.throttle):
                 row(f"{rate:g}x", measure(browser, url, events, rate, rate))
             browser.close()
-            try:
-                group = cpu_cgroup(args.throttle)
-            except UsageError as e:
-                print(f"{args.throttle:g}x, the whole browser: not measured: {e}")
-                return
-            before = chromium_pids()
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-            for pid in chromium_pids() - before:  # later renderers inherit the group
-                (group / "cgroup.procs").write_text(str(pid))
-            row(f"{args.throttle:g}x all", measure(browser, url, events, 1.0, args.throttle))
-            browser.close()
+            whole_browser_slowed(pw, url, events, args.throttle)
+            if args.load:
+                browser = launch(pw)
+                with busy(args.load):
+                    row(f"{args.load} busy", measure(browser, url, events, 1.0, 4.0))
+                browser.close()
     finally:
         server.terminate()
         server.wait(10)
+
+
+def launch(pw):
+    """Debian's Chromium, headless."""
+    return pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+
+
+def whole_browser_slowed(pw, url: str, events: list, rate: float) -> None:
+    """The row of the whole browser, its worker too, in a CPU cgroup at 1/rate of the machine."""
+    try:
+        group = cpu_cgroup(rate)
+    except UsageError as e:
+        print(f"{rate:g}x, the whole browser: not measured: {e}")
+        return
+    before = chromium_pids()
+    browser = launch(pw)
+    for pid in chromium_pids() - before:  # later renderers inherit the group
+        (group / "cgroup.procs").write_text(str(pid))
+    row(f"{rate:g}x all", measure(browser, url, events, 1.0, rate))
+    browser.close()
 
 
 def row(label: str, r: dict) -> None:
@@ -276,6 +306,7 @@ def row(label: str, r: dict) -> None:
     print(
         f"{label:>6} {r['ready_ms']:>10.0f} {r['events_per_second']:>8.0f} "
         f"{np.median(ms):>9.1f} {np.percentile(ms, 99):>7.1f} {ms.max():>7.1f} "
+        f"{np.percentile(r['engine'], 99):>10.1f} "
         f"{r['lead']:>13.1f} {r['dropped']:>4} {r['delay']:>8.0f} {r['notes']}"
     )
 
