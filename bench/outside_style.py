@@ -9,7 +9,7 @@ The music21 corpus's pieces that are not Bach, exported as `make demo` exports t
 
     python dataset/scripts/export_music21.py dataset/midi/outside --collection mozart
     (likewise beethoven, haydn, chopin, joplin, schubert, handel, corelli, cpebach, weber, verdi,
-    josquin; monteverdi and palestrina with --limit 20)
+    schoenberg, josquin, luca, ciconia; monteverdi and palestrina with --limit 20)
     python preprocess.py dataset/midi/outside dataset/processed/outside
     python bench/outside_style.py -s models/bach.sess -d dataset/processed/outside
 
