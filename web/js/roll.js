@@ -14,6 +14,7 @@ const PAD = 3; // semitones above and below the notes in view
 const GUTTER = 34; // pixels on the left for the pitch names
 const LABEL_ROWS = 4; // rows of marker labels, from the top
 const LABEL_HEIGHT = 15; // pixels: a row
+const FRAME_SECONDS = 1 / 20; // the roll moves about 4 pixels a frame
 
 export class Roll {
   // avoid: elements laid over the canvas (the legend...) that labels must not go under
@@ -73,9 +74,16 @@ export class Roll {
     this.marks.push({ time, label, who });
   }
 
+  // Drawn at most every FRAME_SECONDS: the whole canvas is redrawn each time, and at the
+  // display's rate that work took the cores from the model's worker on a busy machine.
   start() {
+    let drawn = -Infinity;
     const frame = () => {
-      this.draw(this.clock());
+      const now = this.clock();
+      if (now - drawn >= FRAME_SECONDS) {
+        this.draw(now);
+        drawn = now;
+      }
       requestAnimationFrame(frame);
     };
     requestAnimationFrame(frame);
