@@ -53,7 +53,7 @@ from amadeus import cli  # noqa: E402
 from amadeus.data.dataset import DEFAULT_VAL_FRACTION, load_split  # noqa: E402
 from amadeus.errors import UsageError  # noqa: E402
 from amadeus.generate.loaded import load  # noqa: E402
-from bench.live_latency import busy, phrases  # noqa: E402
+from bench.live_latency import add_load, busy, phrases  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
@@ -232,14 +232,7 @@ def main() -> None:
     p.add_argument("-s", "--session", type=Path, default=ROOT / "models/bach.int8.sess")
     p.add_argument("--phrases", type=cli.positive_int, default=50)
     p.add_argument("--throttle", type=float, default=4.0, help="the slowed run's CPU rate")
-    p.add_argument(
-        "--load",
-        type=cli.count,
-        nargs="?",
-        const=os.cpu_count(),
-        default=0,
-        help="also play with N busy processes (N: the number of cores when not given)",
-    )
+    add_load(p)
     cli.add_dataset(p)
     args = p.parse_args()
     print("$ python " + shlex.join(sys.argv))

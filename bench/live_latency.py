@@ -113,14 +113,7 @@ def main() -> None:
     p.add_argument("--int8", type=Path, default=None, help="its .int8.sess")
     p.add_argument("-q", "--stats-file", type=Path, default=None, help="or statistics")
     p.add_argument("--phrases", type=cli.positive_int, default=100)
-    p.add_argument(
-        "--load",
-        type=cli.count,
-        nargs="?",
-        const=os.cpu_count(),
-        default=0,
-        help="also measure with N busy processes (N: the number of cores when not given)",
-    )
+    add_load(p)
     p.add_argument(
         "--threads", type=cli.positive_int, default=None, help="torch's (default: play.py's)"
     )
@@ -151,6 +144,18 @@ def main() -> None:
                 f"{ms.max():>7.1f} {1000 * run.least_lead:>13.1f} {run.late_notes:>4} "
                 f"{run.split:>5} {run.delay:>8.0f} {run.notes}"
             )
+
+
+def add_load(p: argparse.ArgumentParser) -> None:
+    """--load [N]: the run again while N processes keep the cores busy (`busy`)."""
+    p.add_argument(
+        "--load",
+        type=cli.count,
+        nargs="?",
+        const=os.cpu_count(),
+        default=0,
+        help="also measure with N busy processes (N: the number of cores when not given)",
+    )
 
 
 class busy:

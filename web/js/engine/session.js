@@ -60,7 +60,7 @@ export class Session {
   }
 
   lagged(seconds) {
-    if (seconds > 0 && this.clock !== null) this.lags.push([this.clock(), seconds]);
+    if (seconds > 0) this.lags.push([this.clock(), seconds]); // (a session with a clock)
   }
 
   serial(work) {
