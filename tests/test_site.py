@@ -32,6 +32,8 @@ from test_browser import (
     watched_page,
 )
 
+from amadeus.live.settings import IN_PAGE
+
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "web/node_modules/onnxruntime-web"
 LOAD_MS = 60_000  # the runtime's 15 MB of WebAssembly compiled on a loaded CI machine
@@ -114,6 +116,8 @@ def _ready(page) -> float:
     page.wait_for_function("window.amadeus && window.amadeus.ready", timeout=LOAD_MS)
     assert page.evaluate("window.amadeus.mode") == "static"
     assert page.text_content("#conn-text") == "model in this page"
+    settings = page.evaluate("window.amadeus.settings")
+    assert {name: settings[name] for name in IN_PAGE} == IN_PAGE  # site.json's, in the worker
     return page.evaluate("performance.now()")
 
 
@@ -149,6 +153,7 @@ def _answered(page, scheduled: int) -> float:
     first = hooks["scheduled"][scheduled]
     answer = next(a for a in reversed(hooks["answers"]) if a["answer"] == first["answer"])
     assert "answered in" in page.text_content("#latency")
+    assert first["time"] >= answer["phrase_end"] + IN_PAGE["start_delay"] - 1e-6
     return first["scheduledAt"] - answer["phrase_end"] * 1000
 
 

@@ -33,6 +33,7 @@ from amadeus import cli  # noqa: E402
 from amadeus.errors import UsageError  # noqa: E402
 from amadeus.generate.loaded import load  # noqa: E402
 from amadeus.live.onnx_export import export_page_model  # noqa: E402
+from amadeus.live.settings import IN_PAGE  # noqa: E402
 from export import default_name  # noqa: E402
 
 MODULES = WEB / "node_modules"
@@ -79,6 +80,7 @@ def build(session: Path, out: Path, log=print) -> dict:
         "model": quote(model.relative_to(work).as_posix()),
         "runtime": f"ort/{RUNTIME_MODULE}",
         "samples": samples,
+        "live": IN_PAGE,  # the live settings the page's engine takes over the defaults
         "files": files,
     }
     (work / "site.json").write_text(json.dumps(site, indent=1) + "\n")

@@ -16,6 +16,7 @@
 //     roll        {player, amadeus}: notes drawn on the roll so far
 //     labels      where the roll drew its last frame's mark labels, the pitch names and the
 //                 overlays the labels avoid: {labels, pitches, avoided}, boxes {x, y, w, h}
+//     settings    the live settings the model plays by, as it last said them
 //     errors      the "error" messages' texts
 //     lastExport  the last export's MIDI file, base64, or null
 //     sound       "samples" | "synth": the piano in use
@@ -49,6 +50,7 @@ const hooks = {
   scheduled: [],
   answers: [],
   roll: null,
+  settings: null,
   errors: [],
   lastExport: null,
   sound: "synth",
@@ -360,6 +362,7 @@ const controls = {
 
 function showSettings(s) {
   if (!s) return;
+  hooks.settings = s;
   if (typeof s.start_delay === "number") startDelay = s.start_delay;
   const length = controls.answer_seconds;
   const value = s.answer_seconds == null ? "" : String(s.answer_seconds);

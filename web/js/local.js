@@ -9,7 +9,7 @@ import { now } from "./socket.js";
 export class Local extends EventTarget {
   constructor(site) {
     super();
-    this.site = site; // site.json: {version, model, runtime, samples, files}
+    this.site = site; // site.json: {version, model, runtime, samples, live, files}
     this.worker = null;
     this.state = "idle"; // connecting | open | welcome | closed
   }
