@@ -76,6 +76,12 @@ def parse_args() -> TrainOptions:
         help=f"steps of linear warm-up of the cosine schedule (default {d.warmup_steps})",
     )
     p.add_argument(
+        "--restart-schedule",
+        action="store_true",
+        help="resuming: warm up and decay again from the session's step to --max-steps or "
+        "--max-time (a warm restart) instead of going on along the curve it recorded",
+    )
+    p.add_argument(
         "-p",
         "--model-params",
         type=parse_model_params,

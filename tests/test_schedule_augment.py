@@ -62,6 +62,23 @@ def test_a_session_keeps_its_schedule_across_a_resume(tmp_path):
     assert resumed.schedule.horizon == 40  # the curve it started on
 
 
+def test_a_warm_restart_starts_a_new_curve_from_the_sessions_step(tmp_path):
+    s = Schedule(1e-3, "cosine", warmup=10, floor=0.1, horizon=1110, start=1000)
+    assert s.rate(1000) == pytest.approx(1e-4) and s.rate(1009) == pytest.approx(1e-3)
+    assert s.rate(1060) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert s.rate(1110) == pytest.approx(1e-4)
+    make_dataset(tmp_path / "data")
+    run = prepare(options(tmp_path, max_steps=4, learning_rate=2e-3, warmup_steps=2))
+    for _ in range(4):
+        train_step(run)
+    save(run)
+    going_on = prepare(options(tmp_path, max_steps=20, learning_rate=1e-3))
+    assert going_on.schedule == Schedule(1e-3, "cosine", 2, 0.1, 4)  # its curve's end: the floor
+    restarted = prepare(options(tmp_path, max_steps=20, learning_rate=1e-3, restart_schedule=True))
+    assert restarted.schedule == Schedule(1e-3, "cosine", 10, 0.1, 20, start=4)
+    assert restarted.schedule.rate(4) == pytest.approx(1e-3 / 4)  # warming up again (16 steps)
+
+
 def test_each_window_is_transposed_by_its_own_draw():
     notes = Notes.build(np.arange(8) * 0.25, np.arange(8) * 0.25 + 0.2, [60] * 8, [80] * 8)
     tokens = CODEC.encode(notes).astype(np.int64)

@@ -59,6 +59,7 @@ class TrainOptions:
     time_stretch: bool = True  # the pieces also at 0.95, 0.975, 1.025 and 1.05 times the tempo
     lr_schedule: str = "cosine"  # or constant: see amadeus.train.schedule
     warmup_steps: int = 10
+    restart_schedule: bool = False  # a resumed run starts a new curve from its step
     model_params: dict = field(default_factory=dict)  # overrides of ModelConfig for a new model
     reset_optimizer: bool = False
     enable_logging: bool = False  # TensorBoard in runs/
@@ -229,14 +230,20 @@ def _seed_torch(session: Session | None, seed: int, rank: int, step: int, world_
 
 def _schedule(options: TrainOptions, session: Session | None) -> Schedule:
     """The run's learning-rate schedule: the one its session recorded (a resumed run keeps its
-    curve, at the peak now asked for), or a new one spanning --max-steps when given."""
+    curve, at the peak now asked for), or a new one from the session's step (a new session's: 0)
+    to --max-steps when given."""
     if options.lr_schedule not in ("cosine", "constant"):
         raise UsageError(f"--lr-schedule {options.lr_schedule}: choose cosine or constant")
     recorded = Schedule.from_dict(session.extra.get("lr_schedule")) if session else None
-    if recorded is not None and recorded.kind == options.lr_schedule:
+    going_on = recorded is not None and recorded.kind == options.lr_schedule
+    if going_on and not options.restart_schedule:
         return replace(recorded, peak=options.learning_rate)
     return Schedule(
-        options.learning_rate, options.lr_schedule, options.warmup_steps, horizon=options.max_steps
+        options.learning_rate,
+        options.lr_schedule,
+        options.warmup_steps,
+        horizon=options.max_steps,
+        start=session.step if session else 0,
     )
 
 

@@ -6,6 +6,9 @@ is estimated from the speed so far, after every step (a shared machine's speed d
 once, from the first steps, a 61-minute run's curve was set a quarter too long), and recorded in
 the session, so a run that is stopped and resumed keeps the curve it had reached. Without either
 the rate stays at its peak after the warm-up.
+
+A resumed run may also start a new curve from its step (--restart-schedule: a warm restart, as
+Loshchilov and Hutter's SGDR restarts): warm-up and decay again, the weights and moments kept.
 """
 
 from __future__ import annotations
@@ -25,18 +28,21 @@ class Schedule:
     kind: str = "cosine"
     warmup: int = 10  # steps of linear warm-up (cosine only), at most a quarter of the run
     floor: float = 0.1  # the last rate, as a share of the peak (cosine only)
-    horizon: int | None = None  # steps the decay spans; None: not known yet
+    horizon: int | None = None  # the step the decay ends at; None: not known yet
+    start: int = 0  # the step the curve begins at (later for a warm restart)
 
     def rate(self, step: int) -> float:
-        """The learning rate of optimizer step `step` (0-based)."""
+        """The learning rate of optimizer step `step` (the session's, 0-based)."""
         if self.kind == "constant":
             return self.peak
-        warmup = self.warmup if self.horizon is None else min(self.warmup, self.horizon // 4)
+        step -= self.start
+        length = None if self.horizon is None else self.horizon - self.start
+        warmup = self.warmup if length is None else min(self.warmup, length // 4)
         if step < warmup:
             return self.peak * (step + 1) / warmup
-        if self.horizon is None:
+        if length is None:
             return self.peak
-        progress = min((step - warmup) / max(self.horizon - warmup, 1), 1.0)
+        progress = min((step - warmup) / max(length - warmup, 1), 1.0)
         cosine = 0.5 * (1 + math.cos(math.pi * progress))
         return self.peak * (self.floor + (1 - self.floor) * cosine)
 
