@@ -36,9 +36,13 @@ async function start({ site, base, origin }) {
   ort.env.wasm.numThreads = 1;
   const { manifest, stepper } = await loadModel(ort, new URL(site.model, base));
   const seed = site.seed ?? randomSeed();
-  const options = { seed, samples: site.samples, clock, budget: BUDGET };
-  // site.live: the page's thread gets the notes further ahead than a server's client (IN_PAGE)
-  session = new Session(manifest, stepper, { ...options, live: site.live });
+  session = new Session(manifest, stepper, {
+    seed,
+    samples: site.samples,
+    live: site.live, // the page's thread gets the notes further ahead than a server's client
+    clock,
+    budget: BUDGET,
+  });
   self.postMessage({ type: "loaded", protocol: manifest.protocol });
   // The server's tick; one that comes late (a busy machine) counts as lag, as the server's does.
   const every = manifest.messages.tick_seconds;
