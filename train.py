@@ -86,7 +86,15 @@ def parse_args() -> TrainOptions:
         "--model-params",
         type=parse_model_params,
         default="",
-        help="for a new model, e.g. hidden_dim=1024,gru_layers=2",
+        help="for a new model, e.g. hidden_dim=1024,gru_layers=2; resuming, gru_dropout only",
+    )
+    p.add_argument(
+        "--output-dropout",
+        type=cli.unit_float,
+        default=None,
+        metavar="P",
+        help="in training, drop this share of the GRU states the output layer reads (default: "
+        "the session's, 0 for a new model)",
     )
     p.add_argument("-r", "--reset-optimizer", action="store_true")
     p.add_argument("-L", "--enable-logging", action="store_true", help="TensorBoard in runs/")

@@ -186,6 +186,22 @@ def test_dropout_between_layers_only_in_training():
     torch.testing.assert_close(single.train().logits(init, events, controls), evaluated)
 
 
+def test_output_dropout_only_in_training_and_in_both_passes():
+    init, events, _ = inputs(10, 3)
+    model = tiny(layers=1)  # no dropout between layers: what differs is the output's
+    evaluated = model.logits(init, events)
+    model.output_dropout = 0.5
+    torch.testing.assert_close(model.logits(init, events), evaluated)
+    model.train()
+    torch.manual_seed(7)
+    trained = model.logits(init, events)
+    assert not torch.allclose(trained, evaluated)
+    hidden = model.init_to_hidden(init)
+    torch.manual_seed(7)  # the step's states meet the same mask as the whole window's first step
+    stepped, _ = model.step(torch.full((3,), model.start_token), hidden)
+    torch.testing.assert_close(stepped, trained[0])
+
+
 def test_gradients_reach_every_parameter():
     model = tiny(layers=3, dropout=0.3).train()
     init, events, controls = inputs(9, 3)

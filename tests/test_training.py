@@ -115,6 +115,23 @@ def test_resume_equals_uninterrupted(tmp_path, extra):
         assert torch.equal(value, expected[name]), name
 
 
+def test_a_resumed_run_changes_its_dropout_and_records_it(tmp_path):
+    make_dataset(tmp_path / "data")
+    train(prepare(options(tmp_path, max_steps=2, output_dropout=0.25)), log=lambda _: None)
+    saved = Session.load(tmp_path / "m.sess")
+    assert saved.extra["output_dropout"] == 0.25 and saved.config.gru_dropout == 0.3
+    kept = prepare(options(tmp_path, max_steps=4, model_params={}))
+    assert kept.model.output_dropout == 0.25  # the session's, when not asked for another
+    changed = prepare(
+        options(tmp_path, max_steps=4, model_params={"gru_dropout": 0.5}, output_dropout=0.0)
+    )
+    assert changed.model.config.gru_dropout == 0.5 and changed.model.output_dropout == 0.0
+    train(changed, log=lambda _: None)
+    resumed = Session.load(tmp_path / "m.sess")
+    assert resumed.config.gru_dropout == 0.5 and resumed.extra["output_dropout"] == 0.0
+    assert resumed.config.hidden_dim == TINY["hidden_dim"] and resumed.step == 4
+
+
 def test_a_run_is_built_from_keywords_only():
     """Run has many fields of like types: a positional call could swap two silently."""
     assert all(f.kw_only for f in dataclasses.fields(Run))
@@ -142,6 +159,9 @@ def test_bad_inputs_exit_2_and_overwrite_nothing(tmp_path):
         (["-s", sess, "-d", data, "-b", "100000"], "fewer than the batch size"),
         (["-s", tmp_path / "new.sess", "-d", data, "-p", "hidden=3"], "-p 'hidden=3'"),
         (["-s", tmp_path / "new.sess", "-d", data, "-p", "hidden_dim=big"], "not a int"),
+        (["-s", tmp_path / "new.sess", "-d", data, "-p", "gru_dropout=1.5"], "gru_dropout must"),
+        (["-s", tmp_path / "new.sess", "-d", data, "--output-dropout", "1"], "below 1"),
+        (["-s", sess, "-d", data, "-p", "hidden_dim=32"], "has its shape already"),
         (["-s", corrupt, "-d", data], "corrupt.sess"),
         (["-s", not_a_folder / "m.sess", "-d", data], "file: cannot create output folder"),
     ]

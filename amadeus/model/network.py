@@ -101,6 +101,9 @@ class PerformanceRNN(nn.Module):
         dropout = c.gru_dropout if c.gru_layers > 1 else 0.0
         self.gru = nn.GRU(c.hidden_dim, c.hidden_dim, num_layers=c.gru_layers, dropout=dropout)
         self.output_fc = nn.Linear(c.gru_layers * c.hidden_dim, c.event_dim)
+        # Dropout on the states output_fc reads, in training only: train.py's --output-dropout.
+        # Not in the config, whose keys are the original's model_config; a session records it.
+        self.output_dropout = 0.0
         self._init_weights()
 
     @classmethod
@@ -172,7 +175,8 @@ class PerformanceRNN(nn.Module):
                 x = dropout(x, self.config.gru_dropout, self.training)
             x = gru_layer(x, hidden[layer], weights, dtype)
             states.append(x)  # [T, B, H], before dropout, as the step-by-step GRU reports it
-        return self.output_fc(torch.cat(states, -1))  # [T, B, L*H] -> [T, B, V]
+        states = dropout(torch.cat(states, -1), self.output_dropout, self.training)
+        return self.output_fc(states)  # [T, B, L*H] -> [T, B, V]
 
     def forward(
         self,
@@ -196,6 +200,7 @@ class PerformanceRNN(nn.Module):
         x = self.embed_inputs(event[None], None if control is None else control[None])  # [1, B, H]
         _, hidden = self.gru(x, hidden)
         states = hidden.permute(1, 0, 2).reshape(event.shape[0], -1)  # [B, L*H], layer 0 first
+        states = dropout(states, self.output_dropout, self.training)
         return self.output_fc(states), hidden
 
     def logits_stepwise(

@@ -21,7 +21,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,7 @@ class TrainOptions:
     warmup_steps: int = 10
     restart_schedule: bool = False  # a resumed run starts a new curve from its step
     model_params: dict = field(default_factory=dict)  # overrides of ModelConfig for a new model
+    output_dropout: float | None = None  # on the states output_fc reads; None: the session's, or 0
     reset_optimizer: bool = False
     enable_logging: bool = False  # TensorBoard in runs/
     device: str = "auto"
@@ -199,13 +200,41 @@ def _model(
     options: TrainOptions, session: Session | None, codec: EventCodec
 ) -> tuple[PerformanceRNN, int, float | None, int]:
     """(model, step, best validation loss, seed): a new model from --model-params and --seed,
-    or the session's, with the progress and seed it recorded."""
+    or the session's, with the progress and seed it recorded. A resumed model's shape is its
+    session's; its regularization (gru_dropout, --output-dropout) may change."""
     if session is None:
-        config = ModelConfig(**dict(options.model_params, event_dim=codec.size))
+        config = _config(ModelConfig(event_dim=codec.size), options.model_params)
         torch.manual_seed(options.seed)  # the initial weights
-        return PerformanceRNN.from_config(config), 0, None, options.seed
-    seed = int(session.extra.get("seed", options.seed))
-    return build_model(session), session.step, session.best_val_loss, seed
+        model, step, best, seed = PerformanceRNN.from_config(config), 0, None, options.seed
+    else:
+        shape = asdict(session.config)
+        reshaped = [
+            f"{key}={value}"
+            for key, value in options.model_params.items()
+            if key != "gru_dropout" and value != shape[key]
+        ]
+        if reshaped:
+            raise UsageError(
+                f"-p {','.join(reshaped)}: {options.session} has its shape already "
+                "(resuming, -p may change only gru_dropout)"
+            )
+        session.config = _config(session.config, options.model_params)
+        seed = int(session.extra.get("seed", options.seed))
+        model, step, best = build_model(session), session.step, session.best_val_loss
+    recorded = session.extra.get("output_dropout", 0.0) if session else 0.0
+    output_dropout = recorded if options.output_dropout is None else options.output_dropout
+    if not 0 <= output_dropout < 1:
+        raise UsageError(f"--output-dropout {output_dropout}: must be at least 0 and below 1")
+    model.output_dropout = float(output_dropout)
+    return model, step, best, seed
+
+
+def _config(config: ModelConfig, params: dict) -> ModelConfig:
+    """`config` with -p's values, or UsageError naming the bad one."""
+    try:
+        return replace(config, **params)
+    except ValueError as e:
+        raise UsageError(f"-p: {e}") from None
 
 
 def _optimizer(
@@ -380,7 +409,11 @@ def save(run: Run, path: Path | None = None) -> None:
         best_val_loss=run.best_val_loss,
         rng=capture_rng(),
         data=run.data,
-        extra={"seed": run.seed, "lr_schedule": run.schedule.to_dict()},
+        extra={
+            "seed": run.seed,
+            "lr_schedule": run.schedule.to_dict(),
+            "output_dropout": run.model.output_dropout,
+        },
     ).save(path or run.options.session)
 
 
