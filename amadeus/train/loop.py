@@ -207,25 +207,10 @@ def _model(
         torch.manual_seed(options.seed)  # the initial weights
         model, step, best, seed = PerformanceRNN.from_config(config), 0, None, options.seed
     else:
-        shape = asdict(session.config)
-        reshaped = [
-            f"{key}={value}"
-            for key, value in options.model_params.items()
-            if key != "gru_dropout" and value != shape[key]
-        ]
-        if reshaped:
-            raise UsageError(
-                f"-p {','.join(reshaped)}: {options.session} has its shape already "
-                "(resuming, -p may change only gru_dropout)"
-            )
-        session.config = _config(session.config, options.model_params)
+        session.config = _resumed_config(options, session)
         seed = int(session.extra.get("seed", options.seed))
         model, step, best = build_model(session), session.step, session.best_val_loss
-    recorded = session.extra.get("output_dropout", 0.0) if session else 0.0
-    output_dropout = recorded if options.output_dropout is None else options.output_dropout
-    if not 0 <= output_dropout < 1:
-        raise UsageError(f"--output-dropout {output_dropout}: must be at least 0 and below 1")
-    model.output_dropout = float(output_dropout)
+    model.output_dropout = _output_dropout(options, session)
     return model, step, best, seed
 
 
@@ -235,6 +220,32 @@ def _config(config: ModelConfig, params: dict) -> ModelConfig:
         return replace(config, **params)
     except ValueError as e:
         raise UsageError(f"-p: {e}") from None
+
+
+def _resumed_config(options: TrainOptions, session: Session) -> ModelConfig:
+    """The session's config with -p's gru_dropout; any other -p must be what it has already
+    (so the command line that started a run also resumes it)."""
+    shape = asdict(session.config)
+    reshaped = [
+        f"{key}={value}"
+        for key, value in options.model_params.items()
+        if key != "gru_dropout" and value != shape[key]
+    ]
+    if reshaped:
+        raise UsageError(
+            f"-p {','.join(reshaped)}: {options.session} has its shape already "
+            "(resuming, -p may change only gru_dropout)"
+        )
+    return _config(session.config, options.model_params)
+
+
+def _output_dropout(options: TrainOptions, session: Session | None) -> float:
+    """--output-dropout, else the session's record of it, else 0."""
+    recorded = session.extra.get("output_dropout", 0.0) if session else 0.0
+    value = recorded if options.output_dropout is None else options.output_dropout
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise UsageError(f"--output-dropout {value!r}: must be a number at least 0 and below 1")
+    return float(value)
 
 
 def _optimizer(
