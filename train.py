@@ -103,7 +103,8 @@ def parse_args() -> TrainOptions:
         "--precision",
         choices=PRECISIONS,
         default=d.precision,
-        help="products in bf16 or fp32; auto: bf16 on CUDA and on CPUs with AMX (default)",
+        help="products in bf16 or fp32; auto: bf16 on CUDA and on CPUs with AVX512-BF16 or AMX "
+        "(default)",
     )
     cli.add_seed(p, d.seed, "the initial weights, the batches and their augmentation")
     p.add_argument("--max-steps", type=cli.positive_int, default=None)

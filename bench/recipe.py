@@ -58,6 +58,8 @@ VARIANTS = {  # name: the recipe, in full (TrainOptions fields); {} is train.py'
     "lr2e-2-nodrop": ORIGINAL | COSINE | FAST | NO_DROPOUT | dict(learning_rate=2e-2),
     "lr1e-2-nodrop-w100": ORIGINAL | COSINE | FAST | NO_DROPOUT | dict(window_size=100),
     "recipe": {},  # train.py's defaults now: FAST, window 100, augmented, dropout 0.3
+    "recipe-fp32": dict(precision="fp32"),  # the same, products in fp32 whatever the CPU
+    "recipe-bf16": dict(precision="bf16"),  # the same, products in bf16 whatever the CPU
 }
 
 

@@ -61,6 +61,18 @@ def test_precision_flag():
     cpu = torch.device("cpu")
     assert autocast_dtype(cpu, "fp32") is None
     assert autocast_dtype(cpu, "bf16") is torch.bfloat16
-    assert autocast_dtype(cpu, "auto") in (None, torch.bfloat16)  # bf16 only with AMX
     with pytest.raises(UsageError, match="--precision fp8"):
         autocast_dtype(cpu, "fp8")
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "chosen"),
+    [(False, False, None), (True, False, torch.bfloat16), (False, True, torch.bfloat16)],
+)
+def test_auto_precision_takes_bf16_where_the_cpu_multiplies_in_it(
+    monkeypatch, avx512_bf16, amx, chosen
+):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_init_amx", lambda: amx)
+    assert autocast_dtype(torch.device("cpu"), "auto") is chosen
+    assert autocast_dtype(torch.device("cpu"), "fp32") is None

@@ -162,7 +162,7 @@ class PerformanceRNN(nn.Module):
 
         nn.GRU returns only the top layer's output at every step, and output_fc reads every layer,
         so each layer runs as one whole-window recurrence (`gru_layer`) with the GRU's own weights.
-        Under autocast its products run in the autocast type (bfloat16 on AMX CPUs).
+        Under autocast its products run in the autocast type (bfloat16 on CPUs that multiply in it).
         """
         x = self.teacher_forced_inputs(events, controls)  # [T, B, H]
         hidden = self.init_to_hidden(init)  # [L, B, H]
