@@ -6,6 +6,8 @@ Several processes: torchrun --nproc_per_node=N train.py ... (DistributedDataPara
 import argparse
 from pathlib import Path
 
+import torch
+
 from amadeus import cli
 from amadeus.model.device import PRECISIONS
 from amadeus.train.loop import TrainOptions, distributed_context, parse_model_params, prepare, train
@@ -127,9 +129,15 @@ def main() -> None:
     if rank == 0:
         print(
             f"{options.session}: step {run.step}, {len(run.train)} training windows, "
-            f"{run.model.config}, device {run.device}, {world_size} process(es)"
+            f"{run.model.config}, device {run.device}, products in {products(run.autocast)}, "
+            f"{world_size} process(es)"
         )
     train(run)
+
+
+def products(dtype: torch.dtype | None) -> str:
+    """What --precision chose, as the start line names it."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 if __name__ == "__main__":

@@ -143,9 +143,10 @@ def test_bad_inputs_exit_2_and_overwrite_nothing(tmp_path):
     (tmp_path / "empty").mkdir()
     common = ["-b", "4", "-w", "32", "--max-steps", "1", "--device", "cpu", "--quiet"]
     sess = tmp_path / "save" / "m.sess"  # a missing folder is made
-    assert (
-        run_cli("-s", sess, "-d", data, "-p", "hidden_dim=24,gru_layers=1", *common).returncode == 0
-    )
+    tiny = ["-p", "hidden_dim=24,gru_layers=1"]
+    assert run_cli("-s", sess, "-d", data, *tiny, *common).returncode == 0
+    forced = run_cli("-s", tmp_path / "f.sess", "-d", data, *tiny, "--precision", "bf16", *common)
+    assert "device cpu, products in bf16, 1 process(es)" in forced.stdout.splitlines()[0]
     before = sess.read_bytes()
     corrupt = tmp_path / "corrupt.sess"
     corrupt.write_bytes(b"\x80\x02garbage")
