@@ -197,8 +197,13 @@ def test_the_answer_is_conditioned_on_the_phrase(stepper):
     e.handover(2.5)
     histogram = np.zeros(12)
     histogram[[0, 4, 7]] = [2, 1, 1]
-    want = ctl.held(histogram, ctl.density_bin(4 * ctl.WINDOW_SECONDS / 1.9))
+    want = ctl.held(histogram, ctl.density_bin(4 * ctl.WINDOW_SECONDS / 1.9), even_share=0.5)
     np.testing.assert_array_equal(e.answer.control[0], want)
+    keys = e.answer.control[0][ctl.DENSITY_DIM :]  # half the phrase's (2, 1, 1 of 4), half even
+    np.testing.assert_allclose(
+        keys[[0, 4, 7, 1]], [0.25 + 1 / 24, 0.125 + 1 / 24, 0.125 + 1 / 24, 1 / 24], rtol=1e-6
+    )
+    assert keys.sum() == pytest.approx(1.0, abs=1e-6)
     off = engine(stepper, conditioning=False)
     off.note_on(0.0, 60, 80)
     off.handover(0.5)

@@ -180,6 +180,7 @@ def test_the_same_phrase_gives_the_same_control_and_the_same_loudness(tmp_path):
                 "origin": 5.0,
                 "events": events_json(events),
                 "end": events[-1][0] + 0.5,
+                "phrase_keys": live.live.phrase_keys,
             }
         )
     velocities = [1, 2, 30, 63.5, 64, 64.5, 90.25, 127, 140]

@@ -47,13 +47,16 @@ def density_bin(note_ons: float) -> int:
     return int(max(np.searchsorted(DENSITY_EDGES, note_ons, side="right") - 1, 0))
 
 
-def held(histogram: np.ndarray, density: int) -> np.ndarray:
+def held(histogram: np.ndarray, density: int, even_share: float = 0.0) -> np.ndarray:
     """[24] model input of one control held over time: density one-hot, then the pitch-class
-    weights [12] normalised to sum 1."""
+    weights [12] normalised to sum 1, `even_share` of them spread evenly over the twelve (a
+    looser hold on the keys: the live engine's answers)."""
     histogram = np.asarray(histogram, dtype=np.float64)
     out = np.zeros(CONTROL_DIM, dtype=np.float32)
     out[density] = 1
-    out[DENSITY_DIM:] = histogram / histogram.sum()
+    out[DENSITY_DIM:] = (1 - even_share) * (
+        histogram / histogram.sum()
+    ) + even_share / HISTOGRAM_DIM
     return out
 
 

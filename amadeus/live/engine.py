@@ -279,13 +279,15 @@ class Engine:
         return float(np.clip(seconds, self.live.shortest, self.live.longest))
 
     def _control_of(self, phrase: Phrase | None) -> np.ndarray | None:
-        """[1, C]: the phrase's pitch-class histogram and note density, held for the answer."""
+        """[1, C]: the phrase's note density and, loosened by `phrase_keys`, its pitch-class
+        histogram, held for the answer."""
         if not self.live.conditioning or phrase is None or len(phrase) == 0:
             return None
         notes = phrase.notes(phrase.latest)
         per_window = len(notes) * ctl.WINDOW_SECONDS / max(phrase.latest, ctl.WINDOW_SECONDS)
         histogram = np.bincount(notes.pitch.astype(np.int64) % 12, minlength=12)
-        return ctl.held(histogram, ctl.density_bin(per_window))[None]
+        loose = 1 - self.live.phrase_keys
+        return ctl.held(histogram, ctl.density_bin(per_window), loose)[None]
 
     # -- answering ------------------------------------------------------------------------------
 

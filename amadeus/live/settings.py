@@ -25,6 +25,9 @@ class LiveSettings:
     temperature: float = _client(DEFAULT_TEMPERATURE, (0.05, 3.0))
     top_p: float = DEFAULT_TOP_P
     conditioning: bool = _client(True, FLAG)  # the answer gets the phrase's keys and density
+    phrase_keys: float = 0.5  # the share of the answer's pitch-class control that is the
+    # phrase's; the rest is even over the twelve. Held wholly, answers kept the phrase's keys
+    # more than the composer did (README, "Answers measured as answers")
     release: float = _client(1.0, (0.1, 5.0))  # seconds a note may ring past the answer's end
     lookahead: float = 0.5  # seconds of answer sampled ahead of playback
     start_delay: float = 0.1  # seconds from the hand-over to the answer's time zero

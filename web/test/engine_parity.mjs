@@ -135,7 +135,7 @@ const tasks = {
     const phrase = new Phrase(new Codec(task.codec), task.encoding, task.origin);
     playPhrase(phrase, task.events, task.end);
     const notes = phrase.notes(phrase.latest);
-    return Array.from(phraseControl(task.controls, notes, phrase.latest));
+    return Array.from(phraseControl(task.controls, notes, phrase.latest, task.phrase_keys));
   },
   dynamics(task) {
     const d = new Dynamics(task.dynamics);

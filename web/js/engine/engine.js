@@ -208,10 +208,12 @@ export class Engine {
     return clamp(phrase !== null ? phrase.latest : 0, this.live.shortest, this.live.longest);
   }
 
-  // [C]: the phrase's pitch-class histogram and note density, held for the answer.
+  // [C]: the phrase's note density and, loosened by phrase_keys, its pitch-class histogram,
+  // held for the answer.
   controlOf(phrase) {
     if (!this.live.conditioning || phrase === null || phrase.length === 0) return null;
-    return phraseControl(this.manifest.controls, phrase.notes(phrase.latest), phrase.latest);
+    const notes = phrase.notes(phrase.latest);
+    return phraseControl(this.manifest.controls, notes, phrase.latest, this.live.phrase_keys);
   }
 
   // -- answering --------------------------------------------------------------------------------
