@@ -5,7 +5,12 @@ that rule changes: the share of notes longer than the training data's longest no
 note, mean polyphony, and the overlap of the duration and polyphony distributions with the real
 ones (1 = indistinguishable).
 
-    python bench/sampling_rules.py -s SESSION [--samples 32] [-l 1000] [--seed 0]
+    python bench/sampling_rules.py -s SESSION [--samples 32] [-l 1000] [--seed 0] [--grid]
+
+--grid: instead, every rule on and a grid of temperatures and nuclei around the defaults, each
+with the mean overlap over all of evaluate.py's features and the lowest one (how the defaults
+were checked against a new model; run it with two seeds: 32 pieces' overlaps move by a few
+hundredths between seeds).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from amadeus.generate.sampling import SamplingRules  # noqa: E402
 from amadeus.generate.search import initial_noise, sample_from_start  # noqa: E402
 from amadeus.model.stepper import make_stepper  # noqa: E402
 
+GRID = [(t, p) for t in (0.8, 0.85, 0.9, 1.0) for p in (0.9, 0.95)]
+
 
 def rules(longest: float) -> dict[str, SamplingRules]:
     """Each adds one rule to the one before."""
@@ -52,6 +59,7 @@ def main() -> None:
     p.add_argument("--samples", type=cli.positive_int, default=32)
     p.add_argument("-l", "--length", type=cli.positive_int, default=1000)
     p.add_argument("--seed", type=cli.int_arg, default=0)
+    p.add_argument("--grid", action="store_true", help="temperatures x nuclei, every rule on")
     args = p.parse_args()
     print("$ python " + shlex.join(sys.argv))
     loaded = load(args.session)
@@ -61,6 +69,23 @@ def main() -> None:
     longest = record.longest_note
     stepper = make_stepper(loaded.model)
     print(f"{args.samples} pieces of {args.length} events against {len(validation)} validation")
+
+    def measured(rule: SamplingRules) -> tuple[dict, dict]:
+        rng = np.random.default_rng(args.seed)
+        init = initial_noise(args.samples, loaded.model.config.init_dim, rng)
+        rows = sample_from_start(stepper, codec, rule, init, args.length, rng)
+        pieces = [codec.decode(row, rule.max_note_seconds) for row in rows]
+        _, generated, overlaps = ft.compare(real_pieces, pieces)
+        return generated, overlaps
+
+    if args.grid:
+        print(f"{'temperature':>11} {'top-p':>5} {'mean OA':>7}  lowest OA")
+        for temperature, top_p in GRID:
+            _, overlaps = measured(SamplingRules(temperature, top_p, max_note_seconds=longest))
+            low = min(overlaps, key=overlaps.get)
+            mean = np.mean(list(overlaps.values()))
+            print(f"{temperature:>11g} {top_p:>5g} {mean:>7.3f}  {overlaps[low]:.3f} ({low})")
+        return
     print(
         f"{'rules':<30} {'> longest':>9} {'longest s':>9} {'polyphony':>9} "
         f"{'duration OA':>11} {'polyphony OA':>12} {'mean OA':>7}"
@@ -68,11 +93,7 @@ def main() -> None:
     real_poly = ft.pooled(real_pieces)["polyphony"].mean()
     print(f"{'real (validation)':<30} {'':>9} {'':>9} {real_poly:>9.2f}")
     for name, rule in rules(longest).items():
-        rng = np.random.default_rng(args.seed)
-        init = initial_noise(args.samples, loaded.model.config.init_dim, rng)
-        rows = sample_from_start(stepper, codec, rule, init, args.length, rng)
-        pieces = [codec.decode(row, rule.max_note_seconds) for row in rows]
-        _, generated, overlaps = ft.compare(real_pieces, pieces)
+        generated, overlaps = measured(rule)
         durations = generated["note duration"]
         print(
             f"{name:<30} {100 * (durations > longest + 1e-6).mean():>8.2f}% "
