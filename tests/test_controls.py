@@ -70,3 +70,18 @@ def test_transposed_tokens_and_controls_agree():
     tokens = PRNN.encode(notes)
     shifted = controls.compute(PRNN.transpose(tokens, 3), PRNN)
     assert np.array_equal(shifted, controls.transpose(controls.compute(tokens, PRNN), 3))
+
+
+def test_held_spreads_its_even_share_over_the_twelve_pitch_classes():
+    histogram = np.zeros(12)
+    histogram[[0, 7]] = [3, 1]  # C three times, G once
+    strict = controls.held(histogram, 5)
+    assert strict[5] == 1 and strict[: controls.DENSITY_DIM].sum() == 1
+    keys = strict[controls.DENSITY_DIM :]
+    assert np.array_equal(keys, controls.held(histogram, 5, 0.0)[controls.DENSITY_DIM :])
+    np.testing.assert_array_equal(keys[[0, 7, 1]], [0.75, 0.25, 0.0])
+    loose = controls.held(histogram, 5, even_share=0.25)[controls.DENSITY_DIM :]
+    np.testing.assert_allclose(loose[[0, 7, 1]], [0.5625 + 1 / 48, 0.1875 + 1 / 48, 1 / 48])
+    assert loose.sum() == pytest.approx(1.0)
+    even = controls.held(histogram, 5, even_share=1.0)[controls.DENSITY_DIM :]
+    np.testing.assert_allclose(even, np.full(12, 1 / 12))
