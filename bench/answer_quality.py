@@ -12,6 +12,7 @@ The clock is simulated, and the answers' delays for a busy machine are taken out
 measured is the model's music, not the machine's speed.
 
     python bench/answer_quality.py -s SESSION [--fp32] [--phrases 100] [--seed 0] [-d DATASET]
+        [--phrase-keys 0.5]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from amadeus.generate.loaded import load  # noqa: E402
 from amadeus.generate.shipped import int8_beside  # noqa: E402
 from amadeus.live.instrument import Instrument  # noqa: E402
 from amadeus.live.playing import LIVE_THREADS  # noqa: E402
+from amadeus.live.settings import LiveSettings  # noqa: E402
 
 
 def chosen(session: Path, fp32: bool) -> Path:
@@ -51,6 +53,14 @@ def main() -> None:
     p.add_argument("-s", "--session", type=Path, required=True, help="the .sess")
     p.add_argument("--fp32", action="store_true", help="play the float session, not the int8")
     p.add_argument("--phrases", type=cli.positive_int, default=100)
+    p.add_argument(
+        "--phrase-keys",
+        type=cli.unit_float,
+        default=LiveSettings.phrase_keys,
+        metavar="SHARE",
+        help="the share of the answer's pitch-class control that is the phrase's histogram "
+        f"(default {LiveSettings.phrase_keys}, the live engine's)",
+    )
     cli.add_seed(p, 0, "the phrases and the answers' random draws")
     cli.add_dataset(p)
     args = p.parse_args()
@@ -64,7 +74,7 @@ def main() -> None:
     fraction = record.val_fraction if record else DEFAULT_VAL_FRACTION
     validation = load_split(args.dataset or record.folder(), fraction, codec.name).validation
     pieces = [codec.decode(piece.tokens) for piece in validation]
-    answering = Instrument(loaded).answering()
+    answering = Instrument(loaded).answering(LiveSettings(phrase_keys=args.phrase_keys))
     result = answers.measure(pieces, answering.engines, answering.tick, args.phrases, args.seed)
     print(
         f"{loaded.path} ({'int8' if loaded.int8 else 'fp32'}): {result.phrases} phrases "

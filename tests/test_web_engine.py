@@ -165,11 +165,11 @@ def test_the_same_phrase_gives_the_same_control_and_the_same_loudness(tmp_path):
     layout = page_manifest(loaded)["controls"]
     codec, settings = loaded.events, loaded.encoding
     tasks, want = [], []
-    for seed, presses in ((1, 4), (2, 40), (3, 200)):
+    for seed, presses, keys in ((1, 4, 0.5), (2, 40, 0.3), (3, 200, 0.7), (4, 40, 1.0)):
         events = playing(seed, presses, 10, 120)
         phrase = Phrase(codec, settings, origin=5.0)
         play_phrase(phrase, events, events[-1][0] + 0.5)
-        live = SimpleNamespace(live=LiveSettings(conditioning=True))
+        live = SimpleNamespace(live=LiveSettings(conditioning=True, phrase_keys=keys))
         want.append(Engine._control_of(live, phrase)[0].tolist())  # the engine's own rule
         tasks.append(
             {

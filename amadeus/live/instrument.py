@@ -4,6 +4,7 @@ keeps its own hidden state; the stepper is shared."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from amadeus.evaluation.run import Answering
@@ -34,10 +35,12 @@ class Instrument:
             loaded.dynamics,
         )
 
-    def answering(self) -> Answering:
-        """Its engines as evaluation has phrases answered: conditioned or not, default settings."""
+    def answering(self, settings: LiveSettings | None = None) -> Answering:
+        """Its engines as evaluation has phrases answered: conditioned or not, otherwise with
+        `settings` (None: the defaults; a benchmark may try others)."""
+        base = settings or LiveSettings()
 
         def engines(conditioning: bool, seed: int) -> Engine:
-            return self.engine(LiveSettings(conditioning=conditioning), seed)
+            return self.engine(replace(base, conditioning=conditioning), seed)
 
         return Answering(engines, TICK_SECONDS)

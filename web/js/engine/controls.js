@@ -24,7 +24,7 @@ export function held(layout, histogram, density, evenShare = 0) {
 // The engine's control for a phrase (`Engine._control_of`): its notes up to its newest event,
 // their pitch classes (the phraseKeys share of the weights theirs, the rest spread evenly), and
 // their number per window over the phrase's length (at least one window).
-export function phraseControl(layout, notes, seconds, phraseKeys) {
+export function phraseControl(layout, notes, seconds, phraseKeys = 1) {
   const window = layout.window_seconds;
   const perWindow = (notes.length * window) / Math.max(seconds, window);
   const histogram = new Array(layout.histogram_dim).fill(0);
